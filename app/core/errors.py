@@ -1,0 +1,184 @@
+"""Domain errors carry their HTTP meaning; one set of handlers renders them."""
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("gatehouse")
+
+
+class GatehouseError(Exception):
+    status_code = 400
+    detail = "Bad request"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(detail or self.detail)
+        self.detail = detail or self.detail
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail}
+
+
+class NotFound(GatehouseError):
+    status_code = 404
+    detail = "Not found"
+
+
+class Conflict(GatehouseError):
+    status_code = 409
+    detail = "Conflict"
+
+
+class Forbidden(GatehouseError):
+    status_code = 403
+    detail = "Forbidden"
+
+
+class Invalid(GatehouseError):
+    """Input that passed the schema but breaks a rule (password policy, unknown scope)."""
+
+    status_code = 422
+    detail = "Invalid input"
+
+    def __init__(self, detail: str, *, field: str | None = None):
+        super().__init__(detail)
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        loc = ["body", self.field] if self.field else ["body"]
+        return {"detail": [{"loc": loc, "msg": self.detail, "type": "value_error"}]}
+
+
+class Unavailable(GatehouseError):
+    status_code = 503
+    detail = "Service temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float = 1):
+        super().__init__(detail, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+
+
+class TooManyRequests(GatehouseError):
+    status_code = 429
+    detail = "Too many attempts"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float):
+        super().__init__(detail, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+
+
+def _bearer_challenge(error: str | None, scope: str, description: str | None = None) -> str:
+    # RFC 6750 §3: no `error` attribute when the request carried no token at all.
+    parts = []
+    if error:
+        parts.append(f'error="{error}"')
+        if description:
+            parts.append(f'error_description="{description}"')
+    if scope:
+        parts.append(f'scope="{scope}"')
+    return "Bearer " + ", ".join(parts) if parts else "Bearer"
+
+
+class NotAuthenticated(GatehouseError):
+    status_code = 401
+    detail = "Not authenticated"
+
+    def __init__(self, *, scope: str = ""):
+        super().__init__(headers={"WWW-Authenticate": _bearer_challenge(None, scope)})
+
+
+class InvalidToken(GatehouseError):
+    status_code = 401
+    detail = "Invalid or expired token"
+
+    def __init__(self, *, scope: str = ""):
+        super().__init__(headers={"WWW-Authenticate": _bearer_challenge("invalid_token", scope)})
+
+
+class InsufficientScope(GatehouseError):
+    status_code = 403
+    detail = "The token lacks a scope this endpoint needs"
+
+    def __init__(self, *, scope: str):
+        super().__init__(
+            headers={"WWW-Authenticate": _bearer_challenge("insufficient_scope", scope)}
+        )
+
+
+class OAuthError(GatehouseError):
+    """RFC 6749 §5.2 errors of the token endpoint."""
+
+    def __init__(self, error: str, description: str, *, status_code: int = 400, **headers: str):
+        super().__init__(description, headers=headers)
+        self.error = error
+        self.status_code = status_code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "error_description": self.detail}
+
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatehouseError)
+    headers = dict(exc.headers)
+    if isinstance(exc, OAuthError) or request.url.path == "/auth/token":
+        headers.update(NO_STORE)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    # Pydantic echoes the offending input and context; a password or token could be
+    # in them, so only the location, message and type are sent back.
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return JSONResponse(
+        {"detail": "Database unavailable; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated or isinstance(exc, OperationalError):
+        return await _database_unavailable(request, exc)
+    return await _unexpected(request, exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers or None
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatehouseError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(TimeoutError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _dbapi_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,42 @@
+"""The client's address, believing X-Forwarded-For only from configured proxies."""
+
+import ipaddress
+from functools import lru_cache
+
+from starlette.requests import HTTPConnection
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=16)
+def _networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _is_trusted(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_ip(conn: HTTPConnection) -> str | None:
+    """The TCP peer, or, when the peer is a trusted proxy, the right-most address of
+    X-Forwarded-For that is not itself a trusted proxy (the left part is client-set)."""
+    peer = conn.client.host if conn.client else None
+    proxies = tuple(conn.app.state.settings.trusted_proxies)
+    if not proxies or peer is None:
+        return peer
+    networks = _networks(proxies)
+    if not _is_trusted(peer, networks):
+        return peer
+    forwarded = ",".join(conn.headers.getlist("x-forwarded-for"))
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, networks):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return hops[0] if hops else peer

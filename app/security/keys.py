@@ -1,0 +1,223 @@
+"""The signing key set, shared by every instance through the `signing_key` table.
+
+Private keys are stored encrypted (AES-256-GCM, key derived from
+GATEHOUSE_SECRET_KEY with HKDF) and parsed once per process. Each instance
+re-reads the table every `key_refresh_seconds`, and at once (at most every
+`key_reload_min_interval_seconds`) when a token names a `kid` it does not know,
+so a rotation reaches every instance without restart.
+"""
+
+import asyncio
+import base64
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.models import SigningKey
+from app.models.base import utcnow
+from app.security import tokens
+from app.security.tokens import KeyPair, TokenError
+
+log = logging.getLogger("gatehouse.keys")
+
+
+def _cipher(master_secret: bytes) -> AESGCM:
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"gatehouse signing keys v1"
+    ).derive(master_secret)
+    return AESGCM(key)
+
+
+def encrypt_private_key(master_secret: bytes, kid: str, material: bytes) -> str:
+    nonce = os.urandom(12)
+    sealed = _cipher(master_secret).encrypt(nonce, material, kid.encode())
+    return "v1." + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def decrypt_private_key(master_secret: bytes, kid: str, stored: str) -> bytes:
+    raw = base64.urlsafe_b64decode(stored.removeprefix("v1."))
+    return _cipher(master_secret).decrypt(raw[:12], raw[12:], kid.encode())
+
+
+def generate_private_key(alg: str) -> bytes:
+    """New key material: PKCS#8 PEM for RS256/ES256, 32 random bytes for HS256."""
+    if alg == "HS256":
+        return secrets.token_bytes(32)
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    if alg == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif alg == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    else:
+        raise ValueError(f"unsupported algorithm {alg}")
+    return private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _material(alg: str, raw: bytes) -> str | bytes:
+    return raw if alg == "HS256" else raw.decode()
+
+
+async def create_key(session: AsyncSession, settings: Settings) -> SigningKey:
+    """Add a key of the configured algorithm and make it the signer; keys it
+    replaces keep verifying until every token they signed has expired."""
+    alg = settings.signing_algorithm
+    raw = await asyncio.to_thread(generate_private_key, alg)
+    kid = f"{utcnow():%Y%m%d}-{secrets.token_hex(6)}"
+    loaded = await asyncio.to_thread(tokens.load_key, kid, alg, _material(alg, raw))
+    row = SigningKey(
+        kid=kid,
+        alg=alg,
+        private_key=encrypt_private_key(settings.master_secret, kid, raw),
+        public_jwk=loaded.public_jwk,
+    )
+    retire_at = utcnow() + timedelta(
+        seconds=settings.access_token_ttl_seconds + tokens.LEEWAY_SECONDS + 1
+    )
+    await session.execute(
+        update(SigningKey).where(SigningKey.retire_at.is_(None)).values(retire_at=retire_at)  # type: ignore[union-attr]
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    pair: KeyPair
+    created_at: datetime
+    retire_at: datetime | None
+
+
+class KeyRing:
+    """This instance's view of the key set."""
+
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]):
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._entries: dict[str, _Entry] = {}
+        self._signer: KeyPair | None = None
+        self._last_load = 0.0
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load the set, creating the first key when there is none usable."""
+        await self.reload()
+        if self._signer is None:
+            async with self._sessionmaker() as session, session.begin():
+                await create_key(session, self._settings)
+            await self.reload()
+        self._task = asyncio.create_task(self._refresh_forever(), name="keyring-refresh")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.key_refresh_seconds)
+            try:
+                await self.reload()
+            except Exception as exc:  # a database outage must not end the loop
+                log.warning("key reload failed: %s", type(exc).__name__)
+
+    async def reload(self) -> None:
+        async with self._lock:
+            self._last_load = time.monotonic()
+            now = utcnow()
+            async with self._sessionmaker() as session:
+                rows = (
+                    await session.scalars(
+                        select(SigningKey).where(
+                            or_(SigningKey.retire_at.is_(None), SigningKey.retire_at > now)  # type: ignore[union-attr,operator]
+                        )
+                    )
+                ).all()
+            entries: dict[str, _Entry] = {}
+            for row in rows:
+                known = self._entries.get(row.kid)
+                if known is not None:
+                    entries[row.kid] = _Entry(known.pair, row.created_at, row.retire_at)
+                    continue
+                try:
+                    raw = decrypt_private_key(self._settings.master_secret, row.kid, row.private_key)
+                    pair = await asyncio.to_thread(
+                        tokens.load_key, row.kid, row.alg, _material(row.alg, raw)
+                    )
+                except Exception:
+                    log.error("signing key %s cannot be decrypted with this secret", row.kid)
+                    continue
+                entries[row.kid] = _Entry(pair, row.created_at, row.retire_at)
+            self._entries = entries
+            signers = [
+                e
+                for e in entries.values()
+                if e.retire_at is None and e.pair.alg == self._settings.signing_algorithm
+            ]
+            self._signer = max(signers, key=lambda e: e.created_at).pair if signers else None
+
+    @property
+    def signer(self) -> KeyPair:
+        if self._signer is None:
+            raise RuntimeError("no signing key loaded")
+        return self._signer
+
+    def public_jwks(self) -> dict[str, Any]:
+        now = utcnow()
+        return {
+            "keys": [
+                e.pair.public_jwk
+                for e in sorted(self._entries.values(), key=lambda e: e.created_at, reverse=True)
+                if e.pair.public_jwk is not None and (e.retire_at is None or e.retire_at > now)
+            ]
+        }
+
+    async def _lookup(self, kid: str) -> KeyPair | None:
+        entry = self._entries.get(kid)
+        now = time.monotonic()
+        if entry is None and now - self._last_load >= self._settings.key_reload_min_interval_seconds:
+            # A token from a key another instance just created: reload once, rate-limited
+            # (the stamp is set before the await, so concurrent misses share one reload)
+            # and a flood of made-up kids cannot turn into a flood of queries.
+            self._last_load = now
+            await self.reload()
+            entry = self._entries.get(kid)
+        if entry is None or (entry.retire_at is not None and entry.retire_at <= utcnow()):
+            return None
+        return entry.pair
+
+    async def verify(self, token: str, *, allow_expired: bool = False) -> dict[str, Any]:
+        header = tokens.unverified_header(token)
+        pair = await self._lookup(header["kid"])
+        if pair is None:
+            raise TokenError("unknown key")
+        return tokens.verify(
+            token,
+            pair,
+            issuer=self._settings.issuer,
+            audience=self._settings.audience,
+            allow_expired=allow_expired,
+        )
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return tokens.sign(claims, self.signer)

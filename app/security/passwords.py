@@ -1,0 +1,129 @@
+"""Password hashing (argon2id) off the event loop, and the password policy.
+
+The only importer of argon2. Hashes run in a small thread pool; argon2-cffi drops
+the GIL while it works, so logins use every core while the loop keeps serving.
+The pool is bounded twice: `workers` hash at once (memory is workers x m_cost)
+and at most `queue_limit` more wait; past that `HasherBusy` is raised at once
+and the caller answers 503 instead of queueing without limit.
+"""
+
+import asyncio
+from collections.abc import Callable
+import os
+import secrets
+import sys
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import TypeVar
+
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+T = TypeVar("T")
+MIN_LENGTH = 8
+MAX_LENGTH = 256
+
+
+class HasherBusy(Exception):
+    """Every worker is busy and the waiting line is full."""
+
+
+class PasswordHasher:
+    def __init__(
+        self,
+        *,
+        time_cost: int,
+        memory_kib: int,
+        parallelism: int,
+        workers: int = 0,
+        queue_limit: int = 64,
+    ):
+        self._argon2 = Argon2Hasher(
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            type=Type.ID,
+        )
+        self.workers = workers or os.cpu_count() or 1
+        self.capacity = self.workers + queue_limit
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="argon2")
+        self._in_flight = 0
+        # Unknown usernames are checked against this, so they cost the same work
+        # as a wrong password and their timing tells nothing.
+        self._dummy_hash = self._argon2.hash(secrets.token_urlsafe(16))
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._in_flight >= self.capacity:
+            raise HasherBusy
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        finally:
+            self._in_flight -= 1
+
+    async def hash(self, password: str) -> str:
+        secret = normalize(password)
+        return await self._run(lambda: self._argon2.hash(secret))
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """True when `password` matches; with no hash, burn the same work and fail."""
+        secret = normalize(password)
+        target = password_hash or self._dummy_hash
+
+        def check() -> bool:
+            try:
+                return self._argon2.verify(target, secret)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
+
+        ok = await self._run(check)
+        return ok and password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self._argon2.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def normalize(password: str) -> bytes:
+    """NFKC, so the same password typed on another keyboard or OS still matches."""
+    return unicodedata.normalize("NFKC", password).encode("utf-8", "surrogatepass")
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of zxcvbn's frequency list."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    words = frozenset(FREQUENCY_LISTS["passwords"])
+    # The module holds five other large lists we never use.
+    sys.modules.pop("zxcvbn.frequency_lists", None)
+    return words
+
+
+def policy_violation(password: str, *, username: str | None = None) -> str | None:
+    """Why `password` is refused (NIST SP 800-63B §3.1.1.2), or None.
+
+    Length 8-256, no composition rules; not a common password, not the username.
+    """
+    normalized = unicodedata.normalize("NFKC", password)
+    if len(normalized) < MIN_LENGTH:
+        return f"Password must be at least {MIN_LENGTH} characters"
+    if len(normalized) > MAX_LENGTH:
+        return f"Password must be at most {MAX_LENGTH} characters"
+    folded = normalized.casefold()
+    if username is not None and folded == unicodedata.normalize("NFKC", username).casefold():
+        return "Password must not be the username"
+    if folded in common_passwords():
+        return "Password is too common"
+    return None

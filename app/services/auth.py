@@ -1,0 +1,306 @@
+"""Sign-up, sign-in (the password and refresh grants), password changes.
+
+Hashing takes a quarter of a second on purpose; no database connection is held
+while it runs, so a burst of logins cannot drain the pool that every protected
+request needs. That is why these flows commit between steps: each step is its
+own short transaction.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.errors import Conflict, Forbidden, GatehouseError, Invalid, OAuthError, TooManyRequests
+from app.models import Account, AccountRole, Scope
+from app.models.base import utcnow
+from app.schemas import TokenResponse
+from app.security.keys import KeyRing
+from app.security.passwords import PasswordHasher, policy_violation
+from app.security.scopes import ADMIN_ROLE, USER_ROLE, parse_scope
+from app.services import accounts as accounts_service
+from app.services import audit, throttle
+from app.services import sessions as sessions_service
+
+INVALID_CREDENTIALS = "Invalid username or password"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Where a request came from, for sessions, throttling and the audit log."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+async def _check_catalogue(session: AsyncSession, requested: list[str]) -> None:
+    if not requested:
+        return
+    known = set(
+        (await session.scalars(select(Scope.name).where(Scope.name.in_(requested)))).all()  # type: ignore[attr-defined]
+    )
+    if unknown := [s for s in requested if s not in known]:
+        raise OAuthError("invalid_scope", f"Unknown scope: {unknown[0][:64]}")
+
+
+async def hash_new_password(
+    hasher: PasswordHasher, password: str, *, username: str | None
+) -> str:
+    if problem := policy_violation(password, username=username):
+        raise Invalid(problem, field="password")
+    return await hasher.hash(password)
+
+
+async def signup(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    hasher: PasswordHasher,
+    username: str,
+    password: str,
+    email: str | None,
+    client: Client,
+) -> Account:
+    if not settings.signup_enabled:
+        raise Forbidden("Self-signup is switched off")
+    if problem := accounts_service.username_violation(username):
+        raise Invalid(problem, field="username")
+    verdict = await throttle.hit(
+        session,
+        f"signup:{client.ip}",
+        max_attempts=settings.signup_max_per_hour,
+        window_seconds=3600,
+        lockout_seconds=3600,
+    )
+    await session.commit()
+    if not verdict.allowed:
+        raise TooManyRequests("Too many signups from this address", retry_after=verdict.retry_after)
+    password_hash = await hash_new_password(hasher, password, username=username)
+    account = await accounts_service.create_account(
+        session, username=username, password_hash=password_hash, email=email, roles=[USER_ROLE]
+    )
+    await audit.record(
+        session,
+        action="account.create",
+        actor=account.id,
+        target=str(account.id),
+        ip=client.ip,
+        detail={"username": account.username, "via": "signup"},
+    )
+    return account
+
+
+async def password_grant(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    hasher: PasswordHasher,
+    keyring: KeyRing,
+    username: str,
+    password: str,
+    scope: str | None,
+    client: Client,
+) -> TokenResponse:
+    requested = parse_scope(scope)
+    await _check_catalogue(session, requested)
+    key = accounts_service.username_key(username)[:128]
+    throttle_keys = [f"account:{key}", f"ip:{client.ip}"]
+    for i, throttle_key in enumerate(throttle_keys):
+        verdict = await throttle.hit(
+            session,
+            throttle_key,
+            max_attempts=settings.login_max_failures,
+            window_seconds=settings.login_window_seconds,
+            lockout_seconds=settings.login_lockout_seconds,
+        )
+        if verdict.just_locked:
+            await audit.record(
+                session,
+                action="auth.lockout",
+                target=key if i == 0 else client.ip,
+                ip=client.ip,
+                detail={"by": "account" if i == 0 else "address"},
+            )
+        if not verdict.allowed:
+            for counted in throttle_keys[:i]:
+                await throttle.give_back(session, counted)
+            await session.commit()
+            raise OAuthError(
+                "invalid_request",
+                "Too many failed login attempts; try again later",
+                status_code=429,
+                **{"Retry-After": str(max(1, int(-(-verdict.retry_after // 1))))},
+            )
+    account = await session.scalar(select(Account).where(Account.username_key == key))
+    await session.commit()  # release the connection while argon2 runs
+
+    # Unknown user, wrong password, disabled account: the same work, the same answer.
+    ok = await hasher.verify(account.password_hash if account else None, password)
+    if not ok or account is None or not account.is_active:
+        await audit.record(
+            session,
+            action="auth.login_failed",
+            actor=None,
+            target=str(account.id) if account else key,
+            ip=client.ip,
+            detail={"username": key},
+        )
+        await session.commit()
+        raise OAuthError("invalid_grant", INVALID_CREDENTIALS)
+
+    await throttle.reset(session, throttle_keys[0])
+    await throttle.give_back(session, throttle_keys[1])
+    if hasher.needs_rehash(account.password_hash):
+        new_hash = await hasher.hash(password)
+        await session.execute(
+            update(Account)
+            .where(Account.id == account.id, Account.password_hash == account.password_hash)
+            .values(password_hash=new_hash)
+            .execution_options(synchronize_session=False)
+        )
+    held, _ = await accounts_service.effective_scopes(session, account.id)
+    granted = (set(requested) & held) if requested else held
+    tokens = await sessions_service.start_session(
+        session,
+        settings=settings,
+        keyring=keyring,
+        account=account,
+        scopes=granted,
+        user_agent=client.user_agent,
+        ip=client.ip,
+    )
+    await audit.record(
+        session,
+        action="auth.login",
+        actor=account.id,
+        target=str(account.id),
+        ip=client.ip,
+        detail={"scope": tokens.scope},
+    )
+    return tokens
+
+
+async def refresh_grant(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    refresh_token: str,
+    scope: str | None,
+    client: Client,
+) -> TokenResponse:
+    requested = parse_scope(scope)
+    await _check_catalogue(session, requested)
+
+    async def held(account_id: uuid.UUID) -> set[str]:
+        return (await accounts_service.effective_scopes(session, account_id))[0]
+
+    return await sessions_service.refresh(
+        session,
+        settings=settings,
+        keyring=keyring,
+        refresh_token=refresh_token,
+        requested=requested,
+        held_scopes=held,
+        ip=client.ip,
+    )
+
+
+async def change_password(
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    account_id: uuid.UUID,
+    session_id: uuid.UUID,
+    current_password: str,
+    new_password: str,
+    client: Client,
+) -> None:
+    """Verify the current password, store the new one, end every other session."""
+    account = await accounts_service.get_account(session, account_id)
+    await session.commit()
+    if problem := policy_violation(new_password, username=account.username):
+        raise Invalid(problem, field="new_password")
+    if not await hasher.verify(account.password_hash, current_password):
+        raise GatehouseError("The current password is wrong")
+    new_hash = await hasher.hash(new_password)
+    await session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(password_hash=new_hash, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await sessions_service.end_account_sessions(
+        session, account_id, reason="password_changed", keep=session_id
+    )
+    await audit.record(
+        session,
+        action="account.password_change",
+        actor=account_id,
+        target=str(account_id),
+        ip=client.ip,
+        detail={},
+    )
+
+
+async def logout(
+    session: AsyncSession, *, account_id: uuid.UUID, session_id: uuid.UUID, client: Client
+) -> None:
+    await sessions_service.end_session(session, session_id, reason="logout")
+    await audit.record(
+        session,
+        action="auth.logout",
+        actor=account_id,
+        target=str(session_id),
+        ip=client.ip,
+        detail={},
+    )
+
+
+async def revoke(
+    session: AsyncSession, *, keyring: KeyRing, token: str, hint: str | None, client: Client
+) -> None:
+    ended = await sessions_service.revoke(session, keyring=keyring, token=token, hint=hint)
+    if ended is not None:
+        account_id, session_id = ended
+        await audit.record(
+            session,
+            action="auth.logout",
+            actor=account_id,
+            target=str(session_id),
+            ip=client.ip,
+            detail={"via": "revoke"},
+        )
+
+
+async def bootstrap_admin(
+    session: AsyncSession, *, hasher: PasswordHasher, username: str, password: str
+) -> Account | None:
+    """Create `username` with the admin role when no active account holds it.
+
+    Returns the new account, or None when an admin already exists. Racing
+    instances are settled by the unique username key (the loser gets 409).
+    An existing non-admin account of that name is never promoted: that would
+    hand admin to whoever signed up with the name first.
+    """
+    has_admin = await session.scalar(
+        select(Account.id)
+        .join(AccountRole, AccountRole.account_id == Account.id)  # type: ignore[arg-type]
+        .where(AccountRole.role_name == ADMIN_ROLE, Account.is_active.is_(True))  # type: ignore[attr-defined]
+        .limit(1)
+    )
+    if has_admin:
+        return None
+    if await accounts_service.find_by_username(session, username):
+        raise Conflict(f"Account {username!r} exists but is not an active admin; not promoted")
+    await session.commit()
+    password_hash = await hash_new_password(hasher, password, username=username)
+    account = await accounts_service.create_account(
+        session, username=username, password_hash=password_hash, email=None, roles=[ADMIN_ROLE, USER_ROLE]
+    )
+    await audit.record(
+        session, action="account.create", target=str(account.id), detail={"username": username, "via": "bootstrap"}
+    )
+    return account

@@ -1,0 +1,341 @@
+"""Sessions and their tokens: issue, rotate, detect reuse, end, and check liveness.
+
+A refresh token is 256 random bits, stored only as its SHA-256. Claiming one is
+a conditional UPDATE (`used_at IS NULL`), so of any number of racing refreshes,
+on one instance or many, exactly one wins; a second presentation of a used token
+is treated as theft and ends the whole session (RFC 9700 §4.14.2).
+"""
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.core.config import Settings
+from app.core.errors import NotFound, OAuthError
+from app.models import Account, AuthSession, RefreshToken
+from app.models.base import utcnow
+from app.schemas import SessionPublic, TokenResponse
+from app.security.keys import KeyRing
+from app.security.scopes import format_scope, parse_scope
+from app.security.tokens import TokenError
+from app.services import audit
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _invalid_grant() -> OAuthError:
+    # One message for every refresh failure: the caller learns nothing about why.
+    return OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked")
+
+
+def _live_clause(now: datetime, idle_timeout: int) -> object:
+    return and_(
+        AuthSession.ended_at.is_(None),  # type: ignore[union-attr]
+        AuthSession.expires_at > now,  # type: ignore[operator]
+        AuthSession.last_used_at > now - timedelta(seconds=idle_timeout),  # type: ignore[operator]
+    )
+
+
+async def token_is_live(
+    engine: AsyncEngine,
+    *,
+    account_id: uuid.UUID,
+    session_id: uuid.UUID,
+    authz_version: int,
+    idle_timeout: int,
+) -> bool:
+    """The per-request revocation check: one primary-key lookup joining the
+    session to its account. A token stays good only while its session is live,
+    the account active, and the account's authorisation unchanged since issue."""
+    now = utcnow()
+    query = (
+        select(AuthSession.id)
+        .join(Account, Account.id == AuthSession.account_id)  # type: ignore[arg-type]
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.account_id == account_id,
+            _live_clause(now, idle_timeout),  # type: ignore[arg-type]
+            Account.is_active.is_(True),  # type: ignore[attr-defined]
+            Account.authz_version == authz_version,
+        )
+    )
+    async with engine.connect() as conn:
+        return (await conn.execute(query)).first() is not None
+
+
+async def _new_refresh_token(session: AsyncSession, session_id: uuid.UUID) -> str:
+    token = secrets.token_urlsafe(32)
+    session.add(RefreshToken(token_hash=hash_refresh_token(token), session_id=session_id))
+    return token
+
+
+def _access_token(
+    *, settings: Settings, keyring: KeyRing, account: Account, session_id: uuid.UUID, scope: str
+) -> str:
+    now = int(utcnow().timestamp())
+    return keyring.sign(
+        {
+            "iss": settings.issuer,
+            "aud": settings.audience,
+            "sub": str(account.id),
+            "sid": str(session_id),
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + settings.access_token_ttl_seconds,
+            "scope": scope,
+            "ver": account.authz_version,
+        }
+    )
+
+
+async def start_session(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    account: Account,
+    scopes: set[str],
+    user_agent: str | None,
+    ip: str | None,
+) -> TokenResponse:
+    now = utcnow()
+    scope = format_scope(scopes)
+    auth_session = AuthSession(
+        account_id=account.id,
+        scope=scope,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        user_agent=(user_agent or "")[:255] or None,
+        ip=ip,
+    )
+    session.add(auth_session)
+    await session.flush()
+    refresh_token = await _new_refresh_token(session, auth_session.id)
+    await session.flush()
+    return TokenResponse(
+        access_token=_access_token(
+            settings=settings, keyring=keyring, account=account, session_id=auth_session.id, scope=scope
+        ),
+        expires_in=settings.access_token_ttl_seconds,
+        refresh_token=refresh_token,
+        scope=scope,
+    )
+
+
+async def refresh(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    refresh_token: str,
+    requested: list[str],
+    held_scopes: Callable[[uuid.UUID], Awaitable[set[str]]],
+    ip: str | None,
+) -> TokenResponse:
+    """Rotate: claim the presented token, issue a new pair. Scopes are recomputed
+    from the account's roles now and narrowed by `requested` (RFC 6749 §6)."""
+    now = utcnow()
+    token_hash = hash_refresh_token(refresh_token)
+    row = (
+        await session.execute(
+            select(RefreshToken, AuthSession, Account)
+            .join(AuthSession, AuthSession.id == RefreshToken.session_id)  # type: ignore[arg-type]
+            .join(Account, Account.id == AuthSession.account_id)  # type: ignore[arg-type]
+            .where(RefreshToken.token_hash == token_hash)
+        )
+    ).first()
+    if row is None:
+        raise _invalid_grant()
+    token, auth_session, account = row
+    live = (
+        auth_session.ended_at is None
+        and auth_session.expires_at > now
+        and auth_session.last_used_at > now - timedelta(seconds=settings.session_idle_timeout_seconds)
+    )
+    if not live or not account.is_active:
+        raise _invalid_grant()
+    if token.used_at is None:
+        granted = set(parse_scope(auth_session.scope))
+        if requested and not set(requested) <= granted:
+            # Checked before the claim: a refused request leaves the token unused.
+            raise OAuthError("invalid_scope", "A refresh may only narrow the granted scope")
+        claimed = await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None))  # type: ignore[union-attr]
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            scopes = (set(requested) if requested else granted) & await held_scopes(account.id)
+            await session.execute(
+                update(AuthSession)
+                .where(AuthSession.id == auth_session.id)
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            new_refresh = await _new_refresh_token(session, auth_session.id)
+            await session.flush()
+            scope = format_scope(scopes)
+            return TokenResponse(
+                access_token=_access_token(
+                    settings=settings,
+                    keyring=keyring,
+                    account=account,
+                    session_id=auth_session.id,
+                    scope=scope,
+                ),
+                expires_in=settings.access_token_ttl_seconds,
+                refresh_token=new_refresh,
+                scope=scope,
+            )
+    # Reuse: the token was already spent (perhaps by a racing request a moment ago).
+    await end_session(session, auth_session.id, reason="refresh_reuse")
+    await audit.record(
+        session,
+        action="auth.refresh_reuse",
+        actor=None,
+        target=str(account.id),
+        ip=ip,
+        detail={"session_id": str(auth_session.id)},
+    )
+    await session.commit()
+    raise _invalid_grant()
+
+
+async def end_session(session: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
+    result = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.ended_at.is_(None))  # type: ignore[union-attr]
+        .values(ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def end_account_sessions(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    *,
+    reason: str,
+    keep: uuid.UUID | None = None,
+) -> None:
+    query = (
+        update(AuthSession)
+        .where(AuthSession.account_id == account_id, AuthSession.ended_at.is_(None))  # type: ignore[union-attr]
+        .values(ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if keep is not None:
+        query = query.where(AuthSession.id != keep)
+    await session.execute(query)
+
+
+async def list_sessions(
+    session: AsyncSession, *, settings: Settings, account_id: uuid.UUID, current: uuid.UUID
+) -> list[SessionPublic]:
+    rows = (
+        await session.scalars(
+            select(AuthSession)
+            .where(
+                AuthSession.account_id == account_id,
+                _live_clause(utcnow(), settings.session_idle_timeout_seconds),  # type: ignore[arg-type]
+            )
+            .order_by(AuthSession.created_at.desc())  # type: ignore[attr-defined]
+        )
+    ).all()
+    return [
+        SessionPublic(
+            id=s.id,
+            created_at=s.created_at,
+            last_used_at=s.last_used_at,
+            expires_at=s.expires_at,
+            user_agent=s.user_agent,
+            ip=s.ip,
+            current=s.id == current,
+        )
+        for s in rows
+    ]
+
+
+async def end_own_session(
+    session: AsyncSession, *, settings: Settings, account_id: uuid.UUID, session_id: uuid.UUID
+) -> None:
+    """404 unless it is one of the caller's live sessions: another account's
+    session id is indistinguishable from one that never existed."""
+    result = await session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.account_id == account_id,
+            _live_clause(utcnow(), settings.session_idle_timeout_seconds),  # type: ignore[arg-type]
+        )
+        .values(ended_at=utcnow(), end_reason="ended_by_owner")
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("Session not found")
+
+
+async def revoke(
+    session: AsyncSession, *, keyring: KeyRing, token: str, hint: str | None
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """RFC 7009: end the session a refresh or access token belongs to. Returns
+    (account id, session id) when one was ended; unknown tokens are no error."""
+    looks_like_jwt = token.count(".") == 2
+    order = (True, False) if looks_like_jwt and hint != "refresh_token" else (False, True)
+    for as_access in order:
+        if as_access:
+            if not looks_like_jwt:
+                continue
+            try:
+                claims = await keyring.verify(token, allow_expired=True)
+                account_id, session_id = uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
+            except (TokenError, KeyError, ValueError, TypeError, AttributeError):
+                continue
+        else:
+            found = (
+                await session.execute(
+                    select(AuthSession.account_id, AuthSession.id)
+                    .join(RefreshToken, RefreshToken.session_id == AuthSession.id)  # type: ignore[arg-type]
+                    .where(RefreshToken.token_hash == hash_refresh_token(token))
+                )
+            ).first()
+            if found is None:
+                continue
+            account_id, session_id = found
+        owned = await session.scalar(
+            select(AuthSession.id).where(
+                AuthSession.id == session_id, AuthSession.account_id == account_id
+            )
+        )
+        if owned and await end_session(session, session_id, reason="revoked"):
+            return account_id, session_id
+        return None
+    return None
+
+
+async def purge_expired(session: AsyncSession, *, settings: Settings) -> int:
+    """Delete sessions past their absolute lifetime or idle timeout, and ended ones
+    a day on (their refresh tokens go with them). Every instance runs this now
+    and then; it needs no separate process and is safe to run concurrently."""
+    now = utcnow()
+    result = await session.execute(
+        delete(AuthSession)
+        .where(
+            or_(
+                AuthSession.expires_at <= now,  # type: ignore[operator]
+                AuthSession.last_used_at <= now - timedelta(seconds=settings.session_idle_timeout_seconds),  # type: ignore[operator]
+                AuthSession.ended_at <= now - timedelta(days=1),  # type: ignore[operator]
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
