@@ -36,7 +36,9 @@ async def _purge_forever(app: FastAPI) -> None:
         try:
             async with app.state.sessionmaker() as session, session.begin():
                 await sessions_service.purge_expired(session, settings=settings)
-                await throttle.purge_stale(session, older_than_seconds=max(3600, settings.login_window_seconds))
+                await throttle.purge_stale(
+                    session, older_than_seconds=max(3600, settings.login_window_seconds)
+                )
         except Exception as exc:
             log.warning("purge failed: %s", type(exc).__name__)
 

@@ -42,9 +42,7 @@ CsvList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="GATEHOUSE_", env_file=".env", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="GATEHOUSE_", env_file=".env", extra="ignore")
 
     env: Literal["development", "production"] = "development"
     data_dir: Path = Path("data")

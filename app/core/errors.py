@@ -2,7 +2,7 @@
 
 import logging
 import math
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -127,7 +127,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, GatehouseError)
+    exc = cast(GatehouseError, exc)
     headers = dict(exc.headers)
     if isinstance(exc, OAuthError) or request.url.path == "/auth/token":
         headers.update(NO_STORE)
@@ -137,7 +137,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     # Pydantic echoes the offending input and context; a password or token could be
     # in them, so only the location, message and type are sent back.
-    assert isinstance(exc, RequestValidationError)
+    exc = cast(RequestValidationError, exc)
     errors = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
         for e in exc.errors()
@@ -155,7 +155,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
+    exc = cast(DBAPIError, exc)
     if exc.connection_invalidated or isinstance(exc, OperationalError):
         return await _database_unavailable(request, exc)
     return await _unexpected(request, exc)
@@ -167,7 +167,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = cast(StarletteHTTPException, exc)
     return JSONResponse(
         {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers or None
     )

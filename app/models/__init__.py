@@ -24,7 +24,6 @@ __all__ = [
 ]
 
 
-
 class Account(SQLModel, table=True):
     __tablename__ = "account"
     __table_args__ = (
@@ -173,7 +172,9 @@ class AuditEvent(SQLModel, table=True):
             sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
         ),
     )
-    time: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+    time: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+    )
     actor_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     action: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
     target: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))

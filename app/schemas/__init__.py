@@ -131,7 +131,7 @@ class AuditPublic(BaseModel):
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the RFC 6749 token type, not a secret
     expires_in: int
     refresh_token: str
     scope: str

@@ -160,7 +160,9 @@ class KeyRing:
                     entries[row.kid] = _Entry(known.pair, row.created_at, row.retire_at)
                     continue
                 try:
-                    raw = decrypt_private_key(self._settings.master_secret, row.kid, row.private_key)
+                    raw = decrypt_private_key(
+                        self._settings.master_secret, row.kid, row.private_key
+                    )
                     pair = await asyncio.to_thread(
                         tokens.load_key, row.kid, row.alg, _material(row.alg, raw)
                     )
@@ -195,7 +197,10 @@ class KeyRing:
     async def _lookup(self, kid: str) -> KeyPair | None:
         entry = self._entries.get(kid)
         now = time.monotonic()
-        if entry is None and now - self._last_load >= self._settings.key_reload_min_interval_seconds:
+        if (
+            entry is None
+            and now - self._last_load >= self._settings.key_reload_min_interval_seconds
+        ):
             # A token from a key another instance just created: reload once, rate-limited
             # (the stamp is set before the await, so concurrent misses share one reload)
             # and a flood of made-up kids cannot turn into a flood of queries.

@@ -8,11 +8,11 @@ and the caller answers 503 instead of queueing without limit.
 """
 
 import asyncio
-from collections.abc import Callable
 import os
 import secrets
 import sys
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import TypeVar

@@ -4,6 +4,7 @@ import unicodedata
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -100,7 +101,9 @@ async def _ensure_roles_exist(session: AsyncSession, roles: Sequence[str]) -> No
         raise NotFound(f"Unknown role: {missing[0]}")
 
 
-async def get_account(session: AsyncSession, account_id: uuid.UUID, *, lock: bool = False) -> Account:
+async def get_account(
+    session: AsyncSession, account_id: uuid.UUID, *, lock: bool = False
+) -> Account:
     query = select(Account).where(Account.id == account_id)
     if lock:
         query = query.with_for_update()
@@ -111,7 +114,9 @@ async def get_account(session: AsyncSession, account_id: uuid.UUID, *, lock: boo
 
 
 async def find_by_username(session: AsyncSession, username: str) -> Account | None:
-    return await session.scalar(select(Account).where(Account.username_key == username_key(username)))
+    return await session.scalar(
+        select(Account).where(Account.username_key == username_key(username))
+    )
 
 
 async def roles_and_scopes(
@@ -236,17 +241,22 @@ async def update_account(
         await lock_admin_role(session)
     account = await get_account(session, account_id, lock=True)
     changed: dict[str, object] = {}
-    if "is_active" in changes and changes["is_active"] is not None and changes["is_active"] != account.is_active:
+    if (
+        "is_active" in changes
+        and changes["is_active"] is not None
+        and changes["is_active"] != account.is_active
+    ):
         if changes["is_active"] is False and await is_last_active_admin(session, account):
             raise Conflict("The last active admin cannot be disabled")
         account.is_active = bool(changes["is_active"])
         account.authz_version += 1
         changed["is_active"] = account.is_active
         if not account.is_active:
-            await sessions_service.end_account_sessions(session, account.id, reason="account_disabled")
+            await sessions_service.end_account_sessions(
+                session, account.id, reason="account_disabled"
+            )
     if "email" in changes and changes["email"] != account.email:
-        email = changes["email"]
-        assert email is None or isinstance(email, str)
+        email = cast(str | None, changes["email"])
         account.email = email
         account.email_key = email_key(email)
         changed["email"] = "changed" if email else "removed"
@@ -269,7 +279,12 @@ async def delete_account(session: AsyncSession, *, account_id: uuid.UUID) -> Acc
     return account
 
 
-async def bump_authz_version(session: AsyncSession, account_ids: Sequence[uuid.UUID] | None = None, *, role: str | None = None) -> None:
+async def bump_authz_version(
+    session: AsyncSession,
+    account_ids: Sequence[uuid.UUID] | None = None,
+    *,
+    role: str | None = None,
+) -> None:
     """Invalidate access tokens of accounts whose permissions just changed; they
     refresh and get the new scopes (the token carries the version it was issued at)."""
     query = (
@@ -278,7 +293,9 @@ async def bump_authz_version(session: AsyncSession, account_ids: Sequence[uuid.U
         .execution_options(synchronize_session=False)
     )
     if role is not None:
-        query = query.where(Account.id.in_(select(AccountRole.account_id).where(AccountRole.role_name == role)))  # type: ignore[attr-defined]
+        query = query.where(
+            Account.id.in_(select(AccountRole.account_id).where(AccountRole.role_name == role))
+        )  # type: ignore[attr-defined]
     elif account_ids is not None:
         query = query.where(Account.id.in_(account_ids))  # type: ignore[attr-defined]
     else:

@@ -12,7 +12,9 @@ from app.models import AuditEvent
 from app.schemas import AuditPublic, Page
 
 # Keys that must never reach the log, however a caller builds `detail`.
-_SECRET_KEYS = frozenset({"password", "new_password", "current_password", "token", "refresh_token", "access_token"})
+_SECRET_KEYS = frozenset(
+    {"password", "new_password", "current_password", "token", "refresh_token", "access_token"}
+)
 
 
 async def record(

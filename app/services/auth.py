@@ -13,7 +13,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import Conflict, Forbidden, GatehouseError, Invalid, OAuthError, TooManyRequests
+from app.core.errors import (
+    Conflict,
+    Forbidden,
+    GatehouseError,
+    Invalid,
+    OAuthError,
+    TooManyRequests,
+)
 from app.models import Account, AccountRole, Scope
 from app.models.base import utcnow
 from app.schemas import TokenResponse
@@ -45,9 +52,7 @@ async def _check_catalogue(session: AsyncSession, requested: list[str]) -> None:
         raise OAuthError("invalid_scope", f"Unknown scope: {unknown[0][:64]}")
 
 
-async def hash_new_password(
-    hasher: PasswordHasher, password: str, *, username: str | None
-) -> str:
+async def hash_new_password(hasher: PasswordHasher, password: str, *, username: str | None) -> str:
     if problem := policy_violation(password, username=username):
         raise Invalid(problem, field="password")
     return await hasher.hash(password)
@@ -298,9 +303,16 @@ async def bootstrap_admin(
     await session.commit()
     password_hash = await hash_new_password(hasher, password, username=username)
     account = await accounts_service.create_account(
-        session, username=username, password_hash=password_hash, email=None, roles=[ADMIN_ROLE, USER_ROLE]
+        session,
+        username=username,
+        password_hash=password_hash,
+        email=None,
+        roles=[ADMIN_ROLE, USER_ROLE],
     )
     await audit.record(
-        session, action="account.create", target=str(account.id), detail={"username": username, "via": "bootstrap"}
+        session,
+        action="account.create",
+        target=str(account.id),
+        detail={"username": username, "via": "bootstrap"},
     )
     return account

@@ -145,7 +145,9 @@ async def assign_role(
     account = await accounts_service.get_account(session, account_id, lock=True)
     await check_may_assign(session, actor=actor, role=role)
     exists = await session.scalar(
-        select(func.count()).where(AccountRole.account_id == account_id, AccountRole.role_name == role)
+        select(func.count()).where(
+            AccountRole.account_id == account_id, AccountRole.role_name == role
+        )
     )
     if exists:
         return account, False
@@ -169,7 +171,9 @@ async def unassign_role(
     if role == ADMIN_ROLE and await accounts_service.is_last_active_admin(session, account):
         raise Conflict("The last active admin cannot lose the admin role")
     result = await session.execute(
-        delete(AccountRole).where(AccountRole.account_id == account_id, AccountRole.role_name == role)
+        delete(AccountRole).where(
+            AccountRole.account_id == account_id, AccountRole.role_name == role
+        )
     )
     changed = bool(result.rowcount)  # type: ignore[attr-defined]
     if changed:

@@ -122,7 +122,11 @@ async def start_session(
     await session.flush()
     return TokenResponse(
         access_token=_access_token(
-            settings=settings, keyring=keyring, account=account, session_id=auth_session.id, scope=scope
+            settings=settings,
+            keyring=keyring,
+            account=account,
+            session_id=auth_session.id,
+            scope=scope,
         ),
         expires_in=settings.access_token_ttl_seconds,
         refresh_token=refresh_token,
@@ -158,7 +162,8 @@ async def refresh(
     live = (
         auth_session.ended_at is None
         and auth_session.expires_at > now
-        and auth_session.last_used_at > now - timedelta(seconds=settings.session_idle_timeout_seconds)
+        and auth_session.last_used_at
+        > now - timedelta(seconds=settings.session_idle_timeout_seconds)
     )
     if not live or not account.is_active:
         raise _invalid_grant()
@@ -332,7 +337,8 @@ async def purge_expired(session: AsyncSession, *, settings: Settings) -> int:
         .where(
             or_(
                 AuthSession.expires_at <= now,  # type: ignore[operator]
-                AuthSession.last_used_at <= now - timedelta(seconds=settings.session_idle_timeout_seconds),  # type: ignore[operator]
+                AuthSession.last_used_at
+                <= now - timedelta(seconds=settings.session_idle_timeout_seconds),  # type: ignore[operator]
                 AuthSession.ended_at <= now - timedelta(days=1),  # type: ignore[operator]
             )
         )

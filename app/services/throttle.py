@@ -50,23 +50,25 @@ async def hit(
     )
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite  # type: ignore[union-attr]
     insert = dialect.insert(LoginThrottle.__table__)  # type: ignore[attr-defined]
-    statement = insert.values(
-        key=key, failures=1, window_started_at=now, locked_until=None
-    ).on_conflict_do_update(
-        index_elements=[T.key],
-        set_={
-            "failures": case((locked, T.failures), (fresh, 1), else_=T.failures + 1),
-            "window_started_at": case(
-                (locked, T.window_started_at), (fresh, _at(now)), else_=T.window_started_at
-            ),
-            "locked_until": case(
-                (locked, T.locked_until),
-                (fresh, null()),
-                (T.failures + 1 > max_attempts, _at(lock_until)),
-                else_=null(),
-            ),
-        },
-    ).returning(T.failures, T.locked_until)
+    statement = (
+        insert.values(key=key, failures=1, window_started_at=now, locked_until=None)
+        .on_conflict_do_update(
+            index_elements=[T.key],
+            set_={
+                "failures": case((locked, T.failures), (fresh, 1), else_=T.failures + 1),
+                "window_started_at": case(
+                    (locked, T.window_started_at), (fresh, _at(now)), else_=T.window_started_at
+                ),
+                "locked_until": case(
+                    (locked, T.locked_until),
+                    (fresh, null()),
+                    (T.failures + 1 > max_attempts, _at(lock_until)),
+                    else_=null(),
+                ),
+            },
+        )
+        .returning(T.failures, T.locked_until)
+    )
     failures, locked_until = (await session.execute(statement)).one()
     if locked_until is not None and locked_until > now:
         return Verdict(
@@ -89,7 +91,9 @@ async def give_back(session: AsyncSession, key: str) -> None:
 
 async def reset(session: AsyncSession, key: str) -> None:
     await session.execute(
-        delete(LoginThrottle).where(T.key == key, T.locked_until.is_(None)).execution_options(synchronize_session=False)
+        delete(LoginThrottle)
+        .where(T.key == key, T.locked_until.is_(None))
+        .execution_options(synchronize_session=False)
     )
 
 

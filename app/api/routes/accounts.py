@@ -24,7 +24,9 @@ from app.services import roles as roles_service
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
 NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such account or role"}}
-CONFLICT: dict[int | str, dict[str, str]] = {409: {"description": "Conflict (taken, or the last admin)"}}
+CONFLICT: dict[int | str, dict[str, str]] = {
+    409: {"description": "Conflict (taken, or the last admin)"}
+}
 
 
 async def _public(session: SessionDep, account: object) -> AccountPublic:
@@ -37,9 +39,17 @@ async def read_own_account(principal: MeRead, session: SessionDep) -> AccountPub
     return await _public(session, await accounts_service.get_account(session, principal.account_id))
 
 
-@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses={**AUTH_ERRORS, 400: {"description": "Current password wrong"}})
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, 400: {"description": "Current password wrong"}},
+)
 async def change_own_password(
-    body: PasswordChange, principal: MeWrite, session: SessionDep, hasher: HasherDep, client: ClientDep
+    body: PasswordChange,
+    principal: MeWrite,
+    session: SessionDep,
+    hasher: HasherDep,
+    client: ClientDep,
 ) -> Response:
     """Change the caller's password; every other session ends."""
     await auth_service.change_password(
@@ -70,16 +80,27 @@ async def list_accounts(
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=AccountPublic, responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AccountPublic,
+    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+)
 async def create_account(
-    body: AccountCreate, principal: AccountsWrite, session: SessionDep, hasher: HasherDep, client: ClientDep
+    body: AccountCreate,
+    principal: AccountsWrite,
+    session: SessionDep,
+    hasher: HasherDep,
+    client: ClientDep,
 ) -> AccountPublic:
     """Create an account with the given roles (default: `user`)."""
     roles = body.roles if body.roles is not None else [USER_ROLE]
     for role in dict.fromkeys(roles):
         # Creating an account with a role is granting it: the same guardrail applies.
         await roles_service.check_may_assign(session, actor=principal.account_id, role=role)
-    password_hash = await auth_service.hash_new_password(hasher, body.password, username=body.username)
+    password_hash = await auth_service.hash_new_password(
+        hasher, body.password, username=body.username
+    )
     account = await accounts_service.create_account(
         session, username=body.username, password_hash=password_hash, email=body.email, roles=roles
     )
@@ -95,14 +116,24 @@ async def create_account(
 
 
 @router.get("/{account_id}", response_model=AccountPublic, responses={**AUTH_ERRORS, **NOT_FOUND})
-async def read_account(account_id: uuid.UUID, _: AccountsRead, session: SessionDep) -> AccountPublic:
+async def read_account(
+    account_id: uuid.UUID, _: AccountsRead, session: SessionDep
+) -> AccountPublic:
     """One account."""
     return await _public(session, await accounts_service.get_account(session, account_id))
 
 
-@router.patch("/{account_id}", response_model=AccountPublic, responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT})
+@router.patch(
+    "/{account_id}",
+    response_model=AccountPublic,
+    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+)
 async def update_account(
-    account_id: uuid.UUID, body: AccountUpdate, principal: AccountsWrite, session: SessionDep, client: ClientDep
+    account_id: uuid.UUID,
+    body: AccountUpdate,
+    principal: AccountsWrite,
+    session: SessionDep,
+    client: ClientDep,
 ) -> AccountPublic:
     """Enable or disable an account, or change its email. Disabling ends its sessions."""
     account, changed = await accounts_service.update_account(
@@ -120,7 +151,11 @@ async def update_account(
     return await _public(session, account)
 
 
-@router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT})
+@router.delete(
+    "/{account_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+)
 async def delete_account(
     account_id: uuid.UUID, principal: AccountsWrite, session: SessionDep, client: ClientDep
 ) -> Response:
@@ -137,7 +172,11 @@ async def delete_account(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/{account_id}/roles/{role}", response_model=AccountPublic, responses={**AUTH_ERRORS, **NOT_FOUND})
+@router.put(
+    "/{account_id}/roles/{role}",
+    response_model=AccountPublic,
+    responses={**AUTH_ERRORS, **NOT_FOUND},
+)
 async def assign_role(
     account_id: uuid.UUID, role: str, principal: RolesWrite, session: SessionDep, client: ClientDep
 ) -> AccountPublic:
@@ -147,12 +186,21 @@ async def assign_role(
     )
     if changed:
         await audit.record(
-            session, action="role.assign", actor=principal.account_id, target=str(account_id), ip=client.ip, detail={"role": role}
+            session,
+            action="role.assign",
+            actor=principal.account_id,
+            target=str(account_id),
+            ip=client.ip,
+            detail={"role": role},
         )
     return await _public(session, account)
 
 
-@router.delete("/{account_id}/roles/{role}", response_model=AccountPublic, responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT})
+@router.delete(
+    "/{account_id}/roles/{role}",
+    response_model=AccountPublic,
+    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+)
 async def unassign_role(
     account_id: uuid.UUID, role: str, principal: RolesWrite, session: SessionDep, client: ClientDep
 ) -> AccountPublic:
@@ -162,6 +210,11 @@ async def unassign_role(
     )
     if changed:
         await audit.record(
-            session, action="role.unassign", actor=principal.account_id, target=str(account_id), ip=client.ip, detail={"role": role}
+            session,
+            action="role.unassign",
+            actor=principal.account_id,
+            target=str(account_id),
+            ip=client.ip,
+            detail={"role": role},
         )
     return await _public(session, account)

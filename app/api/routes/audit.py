@@ -20,4 +20,6 @@ async def list_audit_events(
     action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[AuditPublic]:
     """The audit log, newest first."""
-    return await audit_service.list_events(session, limit=limit, cursor=cursor, actor=actor, action=action)
+    return await audit_service.list_events(
+        session, limit=limit, cursor=cursor, actor=actor, action=action
+    )

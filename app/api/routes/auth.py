@@ -23,7 +23,12 @@ from app.services import sessions as sessions_service
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 OAUTH_ERRORS: dict[int | str, dict[str, str]] = {
-    400: {"description": "RFC 6749 error: invalid_request, invalid_grant, unsupported_grant_type, invalid_scope"},
+    400: {
+        "description": (
+            "RFC 6749 error: invalid_request, invalid_grant, "
+            "unsupported_grant_type or invalid_scope"
+        )
+    },
     429: {"description": "Too many failed attempts; see Retry-After"},
     503: {"description": "Login capacity exhausted; see Retry-After"},
 }
@@ -34,10 +39,18 @@ FormField = Annotated[str | None, Form()]
     "/signup",
     status_code=status.HTTP_201_CREATED,
     response_model=AccountPublic,
-    responses={403: {"description": "Self-signup is off"}, 409: {"description": "Username or email taken"}, 429: {"description": "Too many signups"}},
+    responses={
+        403: {"description": "Self-signup is off"},
+        409: {"description": "Username or email taken"},
+        429: {"description": "Too many signups"},
+    },
 )
 async def signup(
-    body: SignupRequest, session: SessionDep, settings: SettingsDep, hasher: HasherDep, client: ClientDep
+    body: SignupRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+    client: ClientDep,
 ) -> AccountPublic:
     """Create an account holding the `user` role."""
     account = await auth_service.signup(
@@ -69,7 +82,12 @@ async def issue_token(
 ) -> TokenResponse:
     """OAuth 2.0 token endpoint (RFC 6749): `password` and `refresh_token` grants."""
     response.headers.update(NO_STORE)
-    for name, value in (("username", username), ("password", password), ("refresh_token", refresh_token), ("scope", scope)):
+    for name, value in (
+        ("username", username),
+        ("password", password),
+        ("refresh_token", refresh_token),
+        ("scope", scope),
+    ):
         if value is not None and ("\x00" in value or len(value) > 4096):
             raise OAuthError("invalid_request", f"Malformed {name}")
     if grant_type == "password":
@@ -127,7 +145,9 @@ async def logout(principal: AnyToken, session: SessionDep, client: ClientDep) ->
 
 
 @router.get("/sessions", response_model=list[SessionPublic], responses=AUTH_ERRORS)
-async def list_sessions(principal: MeRead, session: SessionDep, settings: SettingsDep) -> list[SessionPublic]:
+async def list_sessions(
+    principal: MeRead, session: SessionDep, settings: SettingsDep
+) -> list[SessionPublic]:
     """The caller's live sessions."""
     return await sessions_service.list_sessions(
         session, settings=settings, account_id=principal.account_id, current=principal.session_id
@@ -140,7 +160,11 @@ async def list_sessions(principal: MeRead, session: SessionDep, settings: Settin
     responses={**AUTH_ERRORS, 404: {"description": "Not one of the caller's live sessions"}},
 )
 async def end_session(
-    session_id: uuid.UUID, principal: MeWrite, session: SessionDep, settings: SettingsDep, client: ClientDep
+    session_id: uuid.UUID,
+    principal: MeWrite,
+    session: SessionDep,
+    settings: SettingsDep,
+    client: ClientDep,
 ) -> Response:
     """End one of the caller's sessions."""
     await sessions_service.end_own_session(

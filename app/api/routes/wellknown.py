@@ -15,11 +15,15 @@ async def jwks(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
     # Caches may keep it for a fraction of the refresh interval: a new key is
     # published at least one access-token lifetime before old keys retire.
     max_age = max(60, min(3600, settings.access_token_ttl_seconds // 3))
-    return JSONResponse(keyring.public_jwks(), headers={"Cache-Control": f"public, max-age={max_age}"})
+    return JSONResponse(
+        keyring.public_jwks(), headers={"Cache-Control": f"public, max-age={max_age}"}
+    )
 
 
 @router.get("/oauth-authorization-server")
-async def authorization_server_metadata(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+async def authorization_server_metadata(
+    session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
     """RFC 8414 authorization server metadata."""
     issuer = settings.issuer.rstrip("/")
     scopes = await roles_service.list_scopes(session)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make test: every test, on SQLite and PostgreSQL. Installs what the browser
+# test needs (Debian's chromium; Playwright's own browser download does not work
+# in offline deployments) when it is missing and we may install it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium for the browser test..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+        || echo "could not install chromium; the browser test will say so"
+fi
+exec .venv/bin/pytest "$@"
