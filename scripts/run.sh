@@ -11,4 +11,4 @@ echo "Gatehouse is starting on http://${HOST}:${PORT}"
 echo "  Swagger UI (Authorize with the admin above): http://${HOST}:${PORT}/docs"
 echo "  Health: http://${HOST}:${PORT}/healthz"
 echo
-exec .venv/bin/uvicorn app.main:app --host "$HOST" --port "$PORT" --no-server-header
+exec .venv/bin/uvicorn app.main:app --host "$HOST" --port "$PORT" --no-server-header --no-proxy-headers
