@@ -175,6 +175,7 @@ async def password_grant(
         scopes=granted,
         user_agent=client.user_agent,
         ip=client.ip,
+        all_held=not requested,
     )
     await audit.record(
         session,

@@ -25,6 +25,13 @@ from app.security.scopes import format_scope, parse_scope
 from app.security.tokens import TokenError
 from app.services import audit
 
+# Stored as a session's scope when its login named none: it was granted whatever
+# the account holds, so each refresh follows the account's roles as they are now
+# and a role given later reaches the next token ("the client refreshes and gets
+# the new scopes"). A login that named scopes stays capped by them (RFC 6749 §6).
+# No scope name can be "*" (names start with a letter or digit).
+ALL_HELD = "*"
+
 
 def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -104,12 +111,13 @@ async def start_session(
     scopes: set[str],
     user_agent: str | None,
     ip: str | None,
+    all_held: bool = False,
 ) -> TokenResponse:
     now = utcnow()
     scope = format_scope(scopes)
     auth_session = AuthSession(
         account_id=account.id,
-        scope=scope,
+        scope=ALL_HELD if all_held else scope,
         created_at=now,
         last_used_at=now,
         expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
@@ -168,7 +176,8 @@ async def refresh(
     if not live or not account.is_active:
         raise _invalid_grant()
     if token.used_at is None:
-        granted = set(parse_scope(auth_session.scope))
+        held = await held_scopes(account.id)
+        granted = held if auth_session.scope == ALL_HELD else set(parse_scope(auth_session.scope))
         if requested and not set(requested) <= granted:
             # Checked before the claim: a refused request leaves the token unused.
             raise OAuthError("invalid_scope", "A refresh may only narrow the granted scope")
@@ -179,7 +188,7 @@ async def refresh(
             .execution_options(synchronize_session=False)
         )
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            scopes = (set(requested) if requested else granted) & await held_scopes(account.id)
+            scopes = (set(requested) if requested else granted) & held
             await session.execute(
                 update(AuthSession)
                 .where(AuthSession.id == auth_session.id)
