@@ -1,5 +1,6 @@
 """One `Settings` object, read from the environment (prefix `GATEHOUSE_`) and `.env`."""
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -42,7 +43,11 @@ CsvList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEHOUSE_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refusal must not print the secret it refuses (pydantic
+    # echoes the input, which holds GATEHOUSE_SECRET_KEY, in the error message).
+    model_config = SettingsConfigDict(
+        env_prefix="GATEHOUSE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "production"] = "development"
     data_dir: Path = Path("data")
@@ -125,14 +130,31 @@ class Settings(BaseSettings):
     @cached_property
     def master_secret(self) -> bytes:
         """The secret key, or in development one generated once per data folder."""
-        if self.secret_key is not None:
+        if self.secret_key is not None and self.secret_key.get_secret_value():
             return self.secret_key.get_secret_value().encode()
-        path = self.data_dir / "secret_key"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(48))
-        return path.read_text().strip().encode()
+        return _folder_secret(self.data_dir / "secret_key")
+
+
+def _folder_secret(path: Path) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(48))
+        try:
+            # Linking a complete file is atomic and never replaces: of processes
+            # starting at once, the first wins and no one reads a half-written
+            # (empty) secret.
+            os.link(staged, path)
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink()
+    secret = path.read_text().strip()
+    if not secret:
+        raise RuntimeError(f"{path} is empty; delete it and a new secret is generated")
+    return secret.encode()
 
 
 def secret_problem(secret: SecretStr | None) -> str | None:

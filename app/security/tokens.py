@@ -90,7 +90,9 @@ def verify(
             audience=audience,
             issuer=issuer,
             options={
-                "require_exp": True,
+                # python-jose turns `require_exp` into `verify_exp`, so an expired
+                # token is only accepted with both off; presence is checked below.
+                "require_exp": not allow_expired,
                 "require_iat": True,
                 "require_iss": True,
                 "require_aud": True,
@@ -102,6 +104,6 @@ def verify(
         )
     except Exception as exc:  # JWTError, ExpiredSignatureError, and odd-input TypeErrors
         raise TokenError("invalid") from exc
-    if not isinstance(claims, dict):
+    if not isinstance(claims, dict) or "exp" not in claims:
         raise TokenError("invalid claims")
     return claims

@@ -1,0 +1,149 @@
+"""Deny by default: every route but the public ones needs a token, and nearly all a
+scope; and the scope helpers (RFC 6749 §3.3)."""
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import iter_route_contexts
+
+from app.main import app
+from app.security.scopes import BUILTIN_SCOPES, format_scope, holds_all, parse_scope, require_scopes
+
+PUBLIC_PATHS = {
+    "/healthz",
+    "/readyz",
+    "/auth/signup",
+    "/auth/token",
+    "/auth/revoke",
+    "/openapi.json",
+}
+PUBLIC_PREFIXES = ("/.well-known/", "/docs")
+# Needs a token, whatever its scopes.
+ANY_TOKEN_PATHS = {"/auth/logout"}
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def scope_gates(dependant: Dependant) -> Iterator[list[str]]:
+    """The scopes each `Security(require_scopes, ...)` anywhere in the tree asks for."""
+    for sub in dependant.dependencies:
+        if sub.call is require_scopes:
+            yield [*(sub.parent_oauth_scopes or []), *(sub.own_oauth_scopes or [])]
+        yield from scope_gates(sub)
+
+
+def routes() -> list[tuple[str, str, Dependant | None]]:
+    """(methods, path, dependant) of every route the app serves, routers flattened."""
+    found = []
+    for context in iter_route_contexts(app.routes):
+        methods = ",".join(sorted(getattr(context, "methods", None) or {"*"}))
+        found.append((methods, context.path, getattr(context, "dependant", None)))
+    return found
+
+
+PROTECTED = [(m, p, d) for m, p, d in routes() if not is_public(p)]
+
+
+def test_the_walk_finds_the_routes_of_every_router() -> None:
+    paths = {path for _, path, _ in routes()}
+    assert {"/healthz", "/auth/token", "/accounts/me", "/roles", "/scopes", "/audit"} <= paths
+    assert "/.well-known/jwks.json" in paths
+
+
+@pytest.mark.parametrize(
+    ("methods", "path", "dependant"), PROTECTED, ids=[f"{m} {p}" for m, p, _ in PROTECTED]
+)
+def test_non_public_route_declares_a_scope(
+    methods: str, path: str, dependant: Dependant | None
+) -> None:
+    assert dependant is not None, f"{methods} {path} is not a FastAPI route with dependencies"
+    gates = list(scope_gates(dependant))
+    assert gates, f"{methods} {path} declares no Security(require_scopes)"
+    if path in ANY_TOKEN_PATHS:
+        return
+    assert any(gates), f"{methods} {path} needs a token but no scope"
+    for scope in (s for gate in gates for s in gate):
+        assert scope in BUILTIN_SCOPES, f"{methods} {path} asks for unknown scope {scope!r}"
+
+
+def test_logout_needs_a_token_but_no_scope() -> None:
+    [(_, _, dependant)] = [r for r in PROTECTED if r[1] == "/auth/logout"]
+    assert dependant is not None
+    assert list(scope_gates(dependant)) == [[]]
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", lambda m: str(uuid.uuid4()) if "id" in m[0] else "user", path)
+
+
+HTTP_PROTECTED = [
+    (method, path)
+    for methods, path, dependant in PROTECTED
+    if dependant is not None
+    for method in methods.split(",")
+    if method != "HEAD"
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), HTTP_PROTECTED, ids=[f"{m} {p}" for m, p in HTTP_PROTECTED]
+)
+async def test_protected_route_answers_401_without_a_token(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, _concrete(path), json={})
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "error=" not in response.headers["www-authenticate"]
+    assert list(response.json()) == ["detail"]
+
+
+# --- the helpers -------------------------------------------------------------
+
+
+def test_parse_scope_splits_on_spaces_and_drops_duplicates_keeping_order() -> None:
+    assert parse_scope("me:write me:read  me:write") == ["me:write", "me:read"]
+
+
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_parse_scope_of_nothing_is_empty(value: str | None) -> None:
+    assert parse_scope(value) == []
+
+
+def test_format_scope_sorts_and_drops_duplicates() -> None:
+    assert format_scope(["me:write", "accounts:read", "me:write"]) == "accounts:read me:write"
+
+
+def test_format_scope_of_nothing_is_the_empty_string() -> None:
+    assert format_scope(set()) == ""
+
+
+def test_format_then_parse_gives_the_same_scopes() -> None:
+    scopes = {"roles:read", "me:read", "billing:export"}
+    assert set(parse_scope(format_scope(scopes))) == scopes
+
+
+def test_holder_of_every_wanted_scope_holds_all() -> None:
+    assert holds_all({"me:read", "me:write"}, {"me:read"}, is_admin=False)
+
+
+def test_nothing_wanted_is_always_held() -> None:
+    assert holds_all(set(), set(), is_admin=False)
+
+
+def test_non_admin_missing_a_scope_does_not_hold_all() -> None:
+    assert not holds_all({"me:read"}, {"me:read", "billing:export"}, is_admin=False)
+
+
+def test_admin_counts_as_holding_custom_scopes() -> None:
+    assert holds_all(set(BUILTIN_SCOPES), {"billing:export", "me:read"}, is_admin=True)
+
+
+def test_admin_does_not_count_as_holding_a_builtin_scope_it_lacks() -> None:
+    assert not holds_all({"me:read", "billing:export"}, {"audit:read"}, is_admin=True)

@@ -1,0 +1,128 @@
+"""Alembic on both databases: up, down and up again; the models and the migrations
+agree; the seed holds the contract's built-in scopes and roles."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.models import SQLModel
+from app.security.scopes import BUILTIN_ROLES, BUILTIN_SCOPES
+from tests.conftest import downgrade, migrate
+
+TABLES = {
+    "account",
+    "account_role",
+    "audit_event",
+    "auth_session",
+    "login_throttle",
+    "refresh_token",
+    "role",
+    "role_scope",
+    "scope",
+    "signing_key",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest) -> str:
+    """A brand-new, empty database of each backend."""
+    prefix = "pg" if request.param == "postgresql" else "sqlite"
+    factory: Callable[[], str] = request.getfixturevalue(f"{prefix}_database_factory")
+    return factory()
+
+
+def on_connection(url: str, work: Callable[[Connection], Any]) -> Any:
+    async def run() -> Any:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(work)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def table_names(url: str) -> set[str]:
+    return on_connection(url, lambda c: set(inspect(c).get_table_names()))
+
+
+def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    return on_connection(url, lambda c: [tuple(r) for r in c.execute(text(sql))])
+
+
+def test_upgrade_creates_every_table(fresh_url: str) -> None:
+    migrate(fresh_url)
+    assert table_names(fresh_url) - {"alembic_version"} == TABLES
+
+
+def test_downgrade_to_base_drops_every_table(fresh_url: str) -> None:
+    migrate(fresh_url)
+    downgrade(fresh_url, "base")
+    assert table_names(fresh_url) - {"alembic_version"} == set()
+
+
+def test_upgrade_after_downgrade_rebuilds_schema_and_seed(fresh_url: str) -> None:
+    migrate(fresh_url)
+    downgrade(fresh_url, "base")
+    migrate(fresh_url)
+    assert table_names(fresh_url) - {"alembic_version"} == TABLES
+    assert len(rows(fresh_url, "SELECT name FROM scope")) == len(BUILTIN_SCOPES)
+
+
+def test_upgrade_twice_changes_nothing(fresh_url: str) -> None:
+    migrate(fresh_url)
+    migrate(fresh_url)
+    assert len(rows(fresh_url, "SELECT name FROM role")) == len(BUILTIN_ROLES)
+
+
+def test_models_and_migrations_agree(fresh_url: str) -> None:
+    migrate(fresh_url)
+
+    def differences(conn: Connection) -> list[Any]:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, SQLModel.metadata)  # type: ignore[no-any-return]
+
+    assert on_connection(fresh_url, differences) == []
+
+
+def test_seed_holds_the_seven_builtin_scopes(fresh_url: str) -> None:
+    migrate(fresh_url)
+    seeded = rows(fresh_url, "SELECT name, description, builtin FROM scope")
+    assert {(name, bool(builtin)) for name, _, builtin in seeded} == {
+        (name, True) for name in BUILTIN_SCOPES
+    }
+    assert len(seeded) == 7
+    assert all(description for _, description, _ in seeded)
+
+
+def test_seed_holds_the_builtin_roles_with_their_scopes(fresh_url: str) -> None:
+    migrate(fresh_url)
+    roles = {
+        name: bool(builtin) for name, builtin in rows(fresh_url, "SELECT name, builtin FROM role")
+    }
+    assert roles == {"user": True, "admin": True}
+    links: dict[str, set[str]] = {}
+    for role, scope in rows(fresh_url, "SELECT role_name, scope_name FROM role_scope"):
+        links.setdefault(role, set()).add(scope)
+    assert links == {"user": {"me:read", "me:write"}, "admin": set(BUILTIN_SCOPES)}
+
+
+def test_seed_matches_the_code_catalogue(fresh_url: str) -> None:
+    migrate(fresh_url)
+    assert dict(rows(fresh_url, "SELECT name, description FROM scope")) == BUILTIN_SCOPES
+    descriptions = dict(rows(fresh_url, "SELECT name, description FROM role"))
+    assert descriptions == {name: description for name, (description, _) in BUILTIN_ROLES.items()}
+
+
+def test_migrated_database_has_no_accounts_or_signing_keys(fresh_url: str) -> None:
+    migrate(fresh_url)
+    assert rows(fresh_url, "SELECT count(*) FROM account") == [(0,)]
+    assert rows(fresh_url, "SELECT count(*) FROM signing_key") == [(0,)]
