@@ -45,6 +45,8 @@ async def list_events(
             before = int(decode_cursor(cursor))
         except ValueError:
             raise Invalid("Invalid cursor", field="cursor") from None
+        if not 0 < before < 2**63:  # beyond a BIGINT the databases fail, not compare
+            raise Invalid("Invalid cursor", field="cursor")
         query = query.where(AuditEvent.id < before)  # type: ignore[operator]
     if actor is not None:
         query = query.where(AuditEvent.actor_id == actor)

@@ -100,6 +100,8 @@ async def update_role(
     role = await _get_role(session, name, lock=True)
     changed: dict[str, object] = {}
     if description is not None and description != role.description:
+        # Changing a role, even only its description, needs every scope it carries.
+        await _check_may_grant(session, actor, set((await _scopes_of(session, [name]))[name]))
         role.description = description
         changed["description"] = description
     if scopes is not None:
@@ -167,9 +169,11 @@ async def unassign_role(
     if role == ADMIN_ROLE:
         await accounts_service.lock_admin_role(session)
     account = await accounts_service.get_account(session, account_id, lock=True)
-    await check_may_assign(session, actor=actor, role=role)
+    # Before the grant check: when two admins demote each other at once, the one
+    # that waited on the lock has just lost `admin` itself, and the answer is 409.
     if role == ADMIN_ROLE and await accounts_service.is_last_active_admin(session, account):
         raise Conflict("The last active admin cannot lose the admin role")
+    await check_may_assign(session, actor=actor, role=role)
     result = await session.execute(
         delete(AccountRole).where(
             AccountRole.account_id == account_id, AccountRole.role_name == role

@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from app.api.deps import (
     AUTH_ERRORS,
@@ -27,6 +27,9 @@ NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such acco
 CONFLICT: dict[int | str, dict[str, str]] = {
     409: {"description": "Conflict (taken, or the last admin)"}
 }
+# PostgreSQL cannot compare text with NUL in it: refuse it here (422), not with a 500.
+NO_NUL = r"^[^\x00]*$"
+RoleParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 
 
 async def _public(session: SessionDep, account: object) -> AccountPublic:
@@ -70,8 +73,8 @@ async def list_accounts(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    q: Annotated[str | None, Query(max_length=64)] = None,
-    role: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    role: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     is_active: bool | None = None,
 ) -> Page[AccountPublic]:
     """Accounts in creation order, a page at a time."""
@@ -178,7 +181,11 @@ async def delete_account(
     responses={**AUTH_ERRORS, **NOT_FOUND},
 )
 async def assign_role(
-    account_id: uuid.UUID, role: str, principal: RolesWrite, session: SessionDep, client: ClientDep
+    account_id: uuid.UUID,
+    role: RoleParam,
+    principal: RolesWrite,
+    session: SessionDep,
+    client: ClientDep,
 ) -> AccountPublic:
     """Give an account a role (idempotent). Needs every scope the role carries."""
     account, changed = await roles_service.assign_role(
@@ -202,7 +209,11 @@ async def assign_role(
     responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
 )
 async def unassign_role(
-    account_id: uuid.UUID, role: str, principal: RolesWrite, session: SessionDep, client: ClientDep
+    account_id: uuid.UUID,
+    role: RoleParam,
+    principal: RolesWrite,
+    session: SessionDep,
+    client: ClientDep,
 ) -> AccountPublic:
     """Take a role from an account; its tokens are refused from the next request."""
     account, changed = await roles_service.unassign_role(

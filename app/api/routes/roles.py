@@ -9,7 +9,8 @@ from app.services import roles as roles_service
 
 router = APIRouter(prefix="/roles", tags=["roles"])
 
-RoleParam = Annotated[str, Path(max_length=64)]
+# PostgreSQL cannot compare text with NUL in it: refuse it here (422), not with a 500.
+RoleParam = Annotated[str, Path(max_length=64, pattern=r"^[^\x00]*$")]
 NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such role"}}
 
 

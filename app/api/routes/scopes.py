@@ -48,7 +48,7 @@ async def create_scope(
     },
 )
 async def delete_scope(
-    name: Annotated[str, Path(max_length=64)],
+    name: Annotated[str, Path(max_length=64, pattern=r"^[^\x00]*$")],
     principal: RolesWrite,
     session: SessionDep,
     client: ClientDep,
