@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -17,7 +16,12 @@ from app.core.config import Settings
 from app.core.config import settings as default_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import Conflict, install_error_handlers
-from app.core.middleware import BodySizeLimit, SecurityHeaders
+from app.core.middleware import (
+    BodySizeLimit,
+    ListedOriginsCORS,
+    NulInUrlGuard,
+    SecurityHeaders,
+)
 from app.security.keys import KeyRing
 from app.security.passwords import PasswordHasher
 from app.services import auth as auth_service
@@ -128,10 +132,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     if settings.show_docs:
         _install_docs(app)
+    # Added innermost first. Security headers wrap everything, 413 and 422 answers
+    # of the guards included; CORS wraps the guards so a browser can read those.
+    app.add_middleware(NulInUrlGuard)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         # Only listed origins get CORS headers; never a wildcard with credentials.
         app.add_middleware(
-            CORSMiddleware,
+            ListedOriginsCORS,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
@@ -139,7 +147,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(SecurityHeaders, hsts=settings.is_production)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
 

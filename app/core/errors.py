@@ -7,7 +7,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -154,10 +154,32 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+def _is_data_exception(exc: DBAPIError) -> bool:
+    # SQLSTATE class 22 (asyncpg errors reach SQLAlchemy as the generic DBAPIError):
+    # a value PostgreSQL refuses to store or compare, such as a NUL character or a
+    # string longer than its column. Input that slipped past validation is the
+    # client's error, not a server failure.
+    return isinstance(exc, DataError) or str(getattr(exc.orig, "sqlstate", "")).startswith("22")
+
+
 async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(DBAPIError, exc)
     if exc.connection_invalidated or isinstance(exc, OperationalError):
         return await _database_unavailable(request, exc)
+    if _is_data_exception(exc):
+        log.warning("input refused by the database on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {
+                "detail": [
+                    {
+                        "loc": ["request"],
+                        "msg": "A value is too long or contains characters that cannot be stored",
+                        "type": "value_error",
+                    }
+                ]
+            },
+            status_code=422,
+        )
     return await _unexpected(request, exc)
 
 

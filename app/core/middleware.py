@@ -1,10 +1,16 @@
-"""Pure ASGI middleware (no per-request task overhead): body size cap and
-security headers."""
+"""Pure ASGI middleware (no per-request task overhead): body size cap, NUL guard
+for URLs, CORS for listed origins only, and security headers."""
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _TOO_LARGE = b'{"detail":"Request body too large"}'
+_NUL_IN_URL = (
+    b'{"detail":[{"loc":["url"],"msg":"must not contain NUL characters","type":"value_error"}]}'
+)
 
 
 class BodySizeLimit:
@@ -26,7 +32,7 @@ class BodySizeLimit:
                 except ValueError:
                     too_large = True
                 if too_large:
-                    await _reject(send)
+                    await _reject(send, 413, _TOO_LARGE)
                     return
         seen = 0
         started = False
@@ -50,25 +56,60 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _reject(send)
+                await _reject(send, 413, _TOO_LARGE)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    # An HTTPException, because FastAPI turns any other error raised while it reads
+    # the body into 400 "error parsing the body"; this one it lets through, and the
+    # app's HTTP error handler answers 413 with the same JSON as `_reject`.
+    def __init__(self) -> None:
+        super().__init__(413, "Request body too large")
 
 
-async def _reject(send: Send) -> None:
+async def _reject(send: Send, status: int, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(_TOO_LARGE)).encode()),
+                (b"content-length", str(len(body)).encode()),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": _TOO_LARGE})
+    await send({"type": "http.response.body", "body": body})
+
+
+class NulInUrlGuard:
+    """422 for a NUL character in the path or query string. PostgreSQL can neither
+    store nor compare one (SQLite can), and no name in this API contains it, so
+    refusing it up front makes both databases answer alike for every route."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"]
+            or b"%00" in scope["query_string"]
+            or b"\x00" in scope["query_string"]
+        ):
+            await _reject(send, 422, _NUL_IN_URL)
+            return
+        await self.app(scope, receive, send)
+
+
+class ListedOriginsCORS(CORSMiddleware):
+    """Starlette's CORS, except that a preflight from an origin not listed gets no
+    CORS headers at all (Starlette still sends its allowed methods and headers)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        if not self.is_allowed_origin(origin=request_headers["origin"]):
+            return PlainTextResponse(
+                "Disallowed CORS origin", status_code=400, headers={"Vary": "Origin"}
+            )
+        return super().preflight_response(request_headers)
 
 
 class SecurityHeaders:
@@ -81,6 +122,9 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         is_docs = scope["path"].startswith("/docs")
+        # Token, revocation and session answers carry secrets or personal data;
+        # RFC 6749 §5.1 wants no-store on token responses, errors and 413s included.
+        is_auth = scope["path"].startswith("/auth/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -100,6 +144,8 @@ class SecurityHeaders:
                     headers.setdefault(
                         "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"
                     )
+                if is_auth:
+                    headers.setdefault("Cache-Control", "no-store")
                 if self.hsts:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000")
             await send(message)

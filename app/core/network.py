@@ -21,6 +21,19 @@ def _is_trusted(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(ip in net for net in networks)
 
 
+def _canonical(address: str) -> str | None:
+    """The address in canonical form without an IPv6 zone id (`fe80::1%eth0`): a
+    zone only names an interface on the sender's host, and an arbitrary-length one
+    would not fit where addresses are stored."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    return str(ip)
+
+
 def client_ip(conn: HTTPConnection) -> str | None:
     """The TCP peer, or, when the peer is a trusted proxy, the right-most address of
     X-Forwarded-For that is not itself a trusted proxy (the left part is client-set)."""
@@ -35,8 +48,5 @@ def client_ip(conn: HTTPConnection) -> str | None:
     hops = [h.strip() for h in forwarded.split(",") if h.strip()]
     for hop in reversed(hops):
         if not _is_trusted(hop, networks):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer
-    return hops[0] if hops else peer
+            return _canonical(hop) or peer
+    return (_canonical(hops[0]) if hops else None) or peer

@@ -41,6 +41,9 @@ def username_violation(username: str) -> str | None:
         return f"Username must be 1 to {USERNAME_MAX} characters"
     if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in name):
         return "Username must not contain whitespace, control or invisible characters"
+    if len(username_key(name)) > USERNAME_MAX:
+        # Case folding can lengthen a name ("ß" becomes "ss"); the key must fit too.
+        return f"Username must be at most {USERNAME_MAX} characters once case-folded"
     return None
 
 

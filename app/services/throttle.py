@@ -55,7 +55,15 @@ async def hit(
         .on_conflict_do_update(
             index_elements=[T.key],
             set_={
-                "failures": case((locked, T.failures), (fresh, 1), else_=T.failures + 1),
+                # Attempts refused while locked still count, and the attempt that
+                # locks sets exactly max_attempts + 1: only that one statement sees
+                # this value, so exactly one caller learns it `just_locked`.
+                "failures": case(
+                    (locked, T.failures + 1),
+                    (fresh, 1),
+                    (T.failures + 1 > max_attempts, max_attempts + 1),
+                    else_=T.failures + 1,
+                ),
                 "window_started_at": case(
                     (locked, T.window_started_at), (fresh, _at(now)), else_=T.window_started_at
                 ),
@@ -74,7 +82,7 @@ async def hit(
         return Verdict(
             allowed=False,
             retry_after=(locked_until - now).total_seconds(),
-            just_locked=abs((locked_until - lock_until).total_seconds()) < 0.001,
+            just_locked=failures == max_attempts + 1,
         )
     return Verdict(allowed=True, retry_after=0.0, just_locked=False)
 
