@@ -21,16 +21,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from app.core.config import Settings
+from app.core.errors import Unavailable
 from app.models import SigningKey
 from app.models.base import utcnow
 from app.security import tokens
 from app.security.tokens import KeyPair, TokenError
 
 log = logging.getLogger("gatehouse.keys")
+# Advisory lock id serialising first-key creation across instances ("gh-keys").
+_KEY_LOCK = 0x67682D6B657973
 
 
 def _cipher(master_secret: bytes) -> AESGCM:
@@ -86,11 +90,16 @@ async def create_key(session: AsyncSession, settings: Settings) -> SigningKey:
         private_key=encrypt_private_key(settings.master_secret, kid, raw),
         public_jwk=loaded.public_jwk,
     )
+    # Instances that have not reloaded yet keep signing with the old key for up to
+    # one refresh interval, so its last tokens expire that much later.
     retire_at = utcnow() + timedelta(
-        seconds=settings.access_token_ttl_seconds + tokens.LEEWAY_SECONDS + 1
+        seconds=settings.access_token_ttl_seconds
+        + settings.key_refresh_seconds
+        + tokens.LEEWAY_SECONDS
+        + 1
     )
     await session.execute(
-        update(SigningKey).where(SigningKey.retire_at.is_(None)).values(retire_at=retire_at)  # type: ignore[union-attr]
+        update(SigningKey).where(col(SigningKey.retire_at).is_(None)).values(retire_at=retire_at)
     )
     session.add(row)
     await session.flush()
@@ -112,6 +121,7 @@ class KeyRing:
         self._sessionmaker = sessionmaker
         self._entries: dict[str, _Entry] = {}
         self._signer: KeyPair | None = None
+        self._signer_is_current = False
         self._last_load = 0.0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -119,11 +129,35 @@ class KeyRing:
     async def start(self) -> None:
         """Load the set, creating the first key when there is none usable."""
         await self.reload()
-        if self._signer is None:
+        if not self._signer_is_current:
             async with self._sessionmaker() as session, session.begin():
-                await create_key(session, self._settings)
+                if await self._first_key_needed(session):
+                    await create_key(session, self._settings)
             await self.reload()
         self._task = asyncio.create_task(self._refresh_forever(), name="keyring-refresh")
+
+    async def _first_key_needed(self, session: AsyncSession) -> bool:
+        """Instances starting together on one database must not each make a key
+        (their tokens would be refused by one another until the next reload): on
+        PostgreSQL they queue on an advisory lock and re-check under it."""
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KEY_LOCK})
+        newest = await session.scalar(
+            select(SigningKey)
+            .where(
+                col(SigningKey.alg) == self._settings.signing_algorithm,
+                col(SigningKey.retire_at).is_(None),
+            )
+            .order_by(col(SigningKey.created_at).desc())
+            .limit(1)
+        )
+        if newest is None:
+            return True
+        try:
+            decrypt_private_key(self._settings.master_secret, newest.kid, newest.private_key)
+        except Exception:
+            return True  # sealed with another secret: this instance needs its own
+        return False
 
     async def stop(self) -> None:
         if self._task:
@@ -149,7 +183,9 @@ class KeyRing:
                 rows = (
                     await session.scalars(
                         select(SigningKey).where(
-                            or_(SigningKey.retire_at.is_(None), SigningKey.retire_at > now)  # type: ignore[union-attr,operator]
+                            or_(
+                                col(SigningKey.retire_at).is_(None), col(SigningKey.retire_at) > now
+                            )
                         )
                     )
                 ).all()
@@ -171,17 +207,20 @@ class KeyRing:
                     continue
                 entries[row.kid] = _Entry(pair, row.created_at, row.retire_at)
             self._entries = entries
-            signers = [
-                e
-                for e in entries.values()
-                if e.retire_at is None and e.pair.alg == self._settings.signing_algorithm
-            ]
+            ours = [e for e in entries.values() if e.pair.alg == self._settings.signing_algorithm]
+            current = [e for e in ours if e.retire_at is None]
+            if ours and not current and self._signer_is_current:
+                # The newest key is one this instance cannot use (another secret or
+                # algorithm): keep signing with a retiring key rather than not at all.
+                log.warning("no current signing key usable here; signing with a retiring one")
+            signers = current or ours
             self._signer = max(signers, key=lambda e: e.created_at).pair if signers else None
+            self._signer_is_current = bool(current)
 
     @property
     def signer(self) -> KeyPair:
         if self._signer is None:
-            raise RuntimeError("no signing key loaded")
+            raise Unavailable("no usable signing key")
         return self._signer
 
     def public_jwks(self) -> dict[str, Any]:

@@ -1,0 +1,3 @@
+from tests.security.keyset import restore_signing_keys
+
+__all__ = ["restore_signing_keys"]

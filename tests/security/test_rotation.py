@@ -1,0 +1,236 @@
+"""Key rotation without downtime, on one instance and across instances sharing a database."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from app.models.base import utcnow
+from app.security.keys import create_key
+from tests.conftest import ROOT, TEST_SECRET
+from tests.factories import PASSWORD, bearer, create_user, login
+from tests.security.forgery import header_of
+from tests.security.keyset import set_retire_at, stored_key
+
+pytestmark = pytest.mark.usefixtures("restore_signing_keys")
+
+
+async def rotate(client: httpx.AsyncClient) -> str:
+    """What `make rotate-key` does, then this instance's reload."""
+    app = client.app  # type: ignore[attr-defined]
+    async with app.state.sessionmaker() as session, session.begin():
+        key = await create_key(session, app.state.settings)
+    await app.state.keyring.reload()
+    return key.kid
+
+
+async def published_kids(client: httpx.AsyncClient) -> set[str]:
+    return {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
+
+
+async def test_token_signed_before_a_rotation_still_verifies_after_it(client):
+    account, before = await create_user(client)
+    await rotate(client)
+    response = await client.get("/accounts/me", headers=bearer(before["access_token"]))
+    assert response.status_code == 200
+
+
+async def test_tokens_issued_after_a_rotation_carry_the_new_kid(client):
+    account, before = await create_user(client)
+    new_kid = await rotate(client)
+    after = await login(client, account["username"])
+    assert header_of(after["access_token"])["kid"] == new_kid
+    assert header_of(before["access_token"])["kid"] != new_kid
+    me = await client.get("/accounts/me", headers=bearer(after["access_token"]))
+    assert me.status_code == 200
+
+
+async def test_jwks_publishes_old_and_new_keys_until_the_old_one_retires(client, database_url):
+    old_kid = client.app.state.keyring.signer.kid
+    new_kid = await rotate(client)
+    assert {old_kid, new_kid} <= await published_kids(client)
+    assert (await stored_key(database_url, old_kid)).retire_at > utcnow()
+    assert (await stored_key(database_url, new_kid)).retire_at is None
+
+
+async def test_old_key_retires_only_after_its_last_tokens_can_have_expired(client, database_url):
+    # Other instances sign with the old key until their next refresh; those
+    # tokens must stay valid for their whole lifetime.
+    settings = client.app.state.settings
+    old_kid = client.app.state.keyring.signer.kid
+    rotated_at = utcnow()
+    await rotate(client)
+    retire_at = (await stored_key(database_url, old_kid)).retire_at
+    last_token_expiry = rotated_at + timedelta(
+        seconds=settings.access_token_ttl_seconds + settings.key_refresh_seconds
+    )
+    assert retire_at >= last_token_expiry
+
+
+async def test_retired_key_no_longer_verifies(client, database_url):
+    account, before = await create_user(client)
+    old_kid = header_of(before["access_token"])["kid"]
+    await rotate(client)
+    await set_retire_at(database_url, old_kid, utcnow() - timedelta(seconds=1))
+    await client.app.state.keyring.reload()
+    response = await client.get("/accounts/me", headers=bearer(before["access_token"]))
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_retired_key_is_no_longer_published(client, database_url):
+    old_kid = client.app.state.keyring.signer.kid
+    new_kid = await rotate(client)
+    await set_retire_at(database_url, old_kid, utcnow() - timedelta(seconds=1))
+    await client.app.state.keyring.reload()
+    kids = await published_kids(client)
+    assert old_kid not in kids
+    assert new_kid in kids
+
+
+async def test_key_passing_its_retirement_time_stops_verifying_without_a_reload(
+    client, database_url
+):
+    account, before = await create_user(client)
+    old_kid = header_of(before["access_token"])["kid"]
+    await rotate(client)
+    await set_retire_at(database_url, old_kid, utcnow() + timedelta(seconds=1))
+    await client.app.state.keyring.reload()
+    assert old_kid in await published_kids(client)
+    await asyncio.sleep(1.1)
+    response = await client.get("/accounts/me", headers=bearer(before["access_token"]))
+    assert response.status_code == 401
+    assert old_kid not in await published_kids(client)
+
+
+async def test_second_instance_accepts_a_token_from_a_key_created_after_it_started(make_client):
+    async with make_client() as a, make_client(key_refresh_seconds=3600) as b:
+        old_kid = b.app.state.keyring.signer.kid
+        account, before = await create_user(a)
+        new_kid = await rotate(a)
+        after = await login(a, account["username"])
+        assert header_of(after["access_token"])["kid"] == new_kid != old_kid
+        # b has not refreshed (hourly); the unknown kid makes it reload once
+        new_token = await b.get("/accounts/me", headers=bearer(after["access_token"]))
+        old_token = await b.get("/accounts/me", headers=bearer(before["access_token"]))
+        kids = await published_kids(b)
+    assert new_token.status_code == 200
+    assert old_token.status_code == 200
+    assert {old_kid, new_kid} <= kids
+
+
+async def test_second_instance_signs_with_the_new_key_after_its_periodic_refresh(make_client):
+    async with make_client() as a, make_client(key_refresh_seconds=0.5) as b:
+        account, _ = await create_user(b)
+        new_kid = await rotate(a)
+        deadline = time.monotonic() + 5
+        kid = None
+        while time.monotonic() < deadline:
+            kid = header_of((await login(b, account["username"]))["access_token"])["kid"]
+            if kid == new_kid:
+                break
+            await asyncio.sleep(0.1)
+    assert kid == new_kid
+
+
+# Real processes: two uvicorn instances on one PostgreSQL database, rotated by the script.
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _service_env(database_url: str, tmp_path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "GATEHOUSE_DATABASE_URL": database_url,
+        "GATEHOUSE_SECRET_KEY": TEST_SECRET,
+        "GATEHOUSE_DATA_DIR": str(tmp_path / "data"),
+        "GATEHOUSE_ARGON2_TIME_COST": "1",
+        "GATEHOUSE_ARGON2_MEMORY_KIB": "1024",
+        "GATEHOUSE_ARGON2_PARALLELISM": "1",
+        **extra,
+    }
+
+
+async def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+        + ["--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(150):
+            try:
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise AssertionError("uvicorn did not start")
+
+
+@pytest.mark.postgres_only
+@pytest.mark.slow
+async def test_rotation_script_reaches_running_instances_without_restart(
+    backend, database_url, tmp_path
+):
+    if backend != "postgresql":
+        pytest.skip("two service processes share a PostgreSQL database")
+    a, a_url = await _serve(
+        _service_env(database_url, tmp_path, GATEHOUSE_KEY_REFRESH_SECONDS="0.5")
+    )
+    b, b_url = await _serve(
+        _service_env(
+            database_url,
+            tmp_path,
+            GATEHOUSE_KEY_REFRESH_SECONDS="3600",
+            GATEHOUSE_KEY_RELOAD_MIN_INTERVAL_SECONDS="0.5",
+        )
+    )
+    try:
+        async with httpx.AsyncClient(base_url=a_url) as on_a, httpx.AsyncClient() as http:
+            account, before = await create_user(on_a)
+            rotated = subprocess.run(
+                [sys.executable, "-m", "scripts.rotate_key"],
+                cwd=ROOT,
+                env=_service_env(database_url, tmp_path, GATEHOUSE_KEY_REFRESH_SECONDS="0.5"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert rotated.returncode == 0, rotated.stderr
+            new_kid = rotated.stdout.split("kid=", 1)[1].split()[0]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                after = await login(on_a, account["username"], PASSWORD)
+                if header_of(after["access_token"])["kid"] == new_kid:
+                    break
+                await asyncio.sleep(0.2)
+            assert header_of(after["access_token"])["kid"] == new_kid
+            new_on_b = await http.get(f"{b_url}/accounts/me", headers=bearer(after["access_token"]))
+            old_on_b = await http.get(
+                f"{b_url}/accounts/me", headers=bearer(before["access_token"])
+            )
+            old_on_a = await on_a.get("/accounts/me", headers=bearer(before["access_token"]))
+    finally:
+        for process in (a, b):
+            process.terminate()
+            process.wait(timeout=10)
+    assert new_on_b.status_code == 200
+    assert old_on_b.status_code == 200
+    assert old_on_a.status_code == 200
