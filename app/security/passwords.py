@@ -21,13 +21,18 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from app.core.errors import Unavailable
+
 T = TypeVar("T")
 MIN_LENGTH = 8
 MAX_LENGTH = 256
 
 
-class HasherBusy(Exception):
-    """Every worker is busy and the waiting line is full."""
+class HasherBusy(Unavailable):
+    """Every worker is busy and the waiting line is full: shed the load (503)."""
+
+    def __init__(self) -> None:
+        super().__init__("Too many logins in progress; retry shortly", retry_after=1)
 
 
 class PasswordHasher:

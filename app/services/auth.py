@@ -25,7 +25,7 @@ from app.models import Account, AccountRole, Scope
 from app.models.base import utcnow
 from app.schemas import TokenResponse
 from app.security.keys import KeyRing
-from app.security.passwords import PasswordHasher, policy_violation
+from app.security.passwords import HasherBusy, PasswordHasher, policy_violation
 from app.security.scopes import ADMIN_ROLE, USER_ROLE, parse_scope
 from app.services import accounts as accounts_service
 from app.services import audit, throttle
@@ -52,6 +52,74 @@ async def _check_catalogue(session: AsyncSession, requested: list[str]) -> None:
         raise OAuthError("invalid_scope", f"Unknown scope: {unknown[0][:64]}")
 
 
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A throttle key an attempt counts against, and how the audit log names it."""
+
+    key: str
+    target: str | None
+    by: str
+
+
+def _login_limit(settings: Settings) -> throttle.Limit:
+    return throttle.Limit(
+        max_attempts=settings.login_max_failures,
+        window_seconds=settings.login_window_seconds,
+        lockout_seconds=settings.login_lockout_seconds,
+    )
+
+
+def _address_key(client: Client) -> Counted:
+    return Counted(f"ip:{client.ip}", client.ip, "address")
+
+
+async def _verify_throttled(
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    limit: throttle.Limit,
+    keys: list[Counted],
+    password_hash: str | None,
+    password: str,
+    ip: str | None,
+) -> bool:
+    """Check a password under the throttle: reserve a place on every key (429 when
+    one is locked or full), hash with no connection held, then settle: a failure
+    counts (and the one that locks a key is audited), a success forgives the
+    first key (the account) and gives the others their place back."""
+    for i, counted in enumerate(keys):
+        verdict = await throttle.reserve(session, counted.key, limit)
+        if not verdict.allowed:
+            for reserved in keys[:i]:
+                await throttle.settle(session, reserved.key, limit, failed=False)
+            await session.commit()
+            raise TooManyRequests(
+                "Too many failed attempts; try again later", retry_after=verdict.retry_after
+            )
+    await session.commit()  # release the connection while argon2 runs
+    try:
+        ok = await hasher.verify(password_hash, password)
+    except HasherBusy:
+        # Shed without judging the password: the attempt does not count.
+        for reserved in keys:
+            await throttle.settle(session, reserved.key, limit, failed=False)
+        await session.commit()
+        raise
+    for i, counted in enumerate(keys):
+        locked = await throttle.settle(
+            session, counted.key, limit, failed=not ok, forgive=ok and i == 0
+        )
+        if locked:
+            await audit.record(
+                session,
+                action="auth.lockout",
+                target=counted.target,
+                ip=ip,
+                detail={"by": counted.by},
+            )
+    return ok
+
+
 async def hash_new_password(hasher: PasswordHasher, password: str, *, username: str | None) -> str:
     if problem := policy_violation(password, username=username):
         raise Invalid(problem, field="password")
@@ -72,13 +140,13 @@ async def signup(
         raise Forbidden("Self-signup is switched off")
     if problem := accounts_service.username_violation(username):
         raise Invalid(problem, field="username")
-    verdict = await throttle.hit(
-        session,
-        f"signup:{client.ip}",
-        max_attempts=settings.signup_max_per_hour,
-        window_seconds=3600,
-        lockout_seconds=3600,
+    # Every signup attempt counts against the address, successful or not.
+    limit = throttle.Limit(
+        max_attempts=settings.signup_max_per_hour, window_seconds=3600, lockout_seconds=3600
     )
+    verdict = await throttle.reserve(session, f"signup:{client.ip}", limit)
+    if verdict.allowed:
+        await throttle.settle(session, f"signup:{client.ip}", limit, failed=True)
     await session.commit()
     if not verdict.allowed:
         raise TooManyRequests("Too many signups from this address", retry_after=verdict.retry_after)
@@ -111,38 +179,17 @@ async def password_grant(
     requested = parse_scope(scope)
     await _check_catalogue(session, requested)
     key = accounts_service.username_key(username)[:128]
-    throttle_keys = [f"account:{key}", f"ip:{client.ip}"]
-    for i, throttle_key in enumerate(throttle_keys):
-        verdict = await throttle.hit(
-            session,
-            throttle_key,
-            max_attempts=settings.login_max_failures,
-            window_seconds=settings.login_window_seconds,
-            lockout_seconds=settings.login_lockout_seconds,
-        )
-        if verdict.just_locked:
-            await audit.record(
-                session,
-                action="auth.lockout",
-                target=key if i == 0 else client.ip,
-                ip=client.ip,
-                detail={"by": "account" if i == 0 else "address"},
-            )
-        if not verdict.allowed:
-            for counted in throttle_keys[:i]:
-                await throttle.give_back(session, counted)
-            await session.commit()
-            raise OAuthError(
-                "invalid_request",
-                "Too many failed login attempts; try again later",
-                status_code=429,
-                **{"Retry-After": str(max(1, int(-(-verdict.retry_after // 1))))},
-            )
     account = await session.scalar(select(Account).where(Account.username_key == key))
-    await session.commit()  # release the connection while argon2 runs
-
     # Unknown user, wrong password, disabled account: the same work, the same answer.
-    ok = await hasher.verify(account.password_hash if account else None, password)
+    ok = await _verify_throttled(
+        session,
+        hasher=hasher,
+        limit=_login_limit(settings),
+        keys=[Counted(f"account:{key}", key, "account"), _address_key(client)],
+        password_hash=account.password_hash if account else None,
+        password=password,
+        ip=client.ip,
+    )
     if not ok or account is None or not account.is_active:
         await audit.record(
             session,
@@ -155,8 +202,6 @@ async def password_grant(
         await session.commit()
         raise OAuthError("invalid_grant", INVALID_CREDENTIALS)
 
-    await throttle.reset(session, throttle_keys[0])
-    await throttle.give_back(session, throttle_keys[1])
     if hasher.needs_rehash(account.password_hash):
         new_hash = await hasher.hash(password)
         await session.execute(
@@ -217,6 +262,7 @@ async def refresh_grant(
 async def change_password(
     session: AsyncSession,
     *,
+    settings: Settings,
     hasher: PasswordHasher,
     account_id: uuid.UUID,
     session_id: uuid.UUID,
@@ -226,10 +272,20 @@ async def change_password(
 ) -> None:
     """Verify the current password, store the new one, end every other session."""
     account = await accounts_service.get_account(session, account_id)
-    await session.commit()
     if problem := policy_violation(new_password, username=account.username):
         raise Invalid(problem, field="new_password")
-    if not await hasher.verify(account.password_hash, current_password):
+    # Throttled like a login: a stolen access token must not become a way to
+    # guess the password without limit.
+    if not await _verify_throttled(
+        session,
+        hasher=hasher,
+        limit=_login_limit(settings),
+        keys=[Counted(f"account:{account.username_key}", str(account.id), "account")],
+        password_hash=account.password_hash,
+        password=current_password,
+        ip=client.ip,
+    ):
+        await session.commit()
         raise GatehouseError("The current password is wrong")
     new_hash = await hasher.hash(new_password)
     await session.execute(

@@ -1,11 +1,17 @@
 """Attempt throttling shared by every instance: counters live in the database.
 
-An attempt is counted *before* the password is checked, in one atomic upsert,
-so N parallel guesses cannot all slip past the gate while the first hashes are
-still running: exactly `max_attempts` get through per window. A successful
-login then gives its attempt back.
+Each key (an account, a client address) has confirmed `failures` and `pending`
+attempts, those whose password is still being hashed. An attempt first
+*reserves* a place with one atomic upsert, granted only while
+`failures + pending < max`: N parallel guesses cannot all slip past the gate
+while the first hashes run, so exactly `max` of them are judged. When the
+password has been checked the attempt is *settled*: a failure is confirmed,
+and the failure that reaches `max` locks the key for the lockout time. A
+success (or a shed attempt) only gives its place back, so a burst of correct
+logins never locks anyone out.
 """
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,90 +25,97 @@ from app.models.base import UTCDateTime, utcnow
 T = LoginThrottle.__table__.c  # type: ignore[attr-defined]
 
 
-def _at(moment: datetime) -> object:
-    return literal(moment, UTCDateTime())
+@dataclass(frozen=True, slots=True)
+class Limit:
+    max_attempts: int
+    window_seconds: int
+    lockout_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: bool
     retry_after: float
-    just_locked: bool
 
 
-async def hit(
-    session: AsyncSession,
-    key: str,
-    *,
-    max_attempts: int,
-    window_seconds: int,
-    lockout_seconds: int,
-    now: datetime | None = None,
-) -> Verdict:
-    """Count one attempt against `key`; refuse it while the key is locked."""
-    now = now or utcnow()
-    window_start = now - timedelta(seconds=window_seconds)
-    lock_until = now + timedelta(seconds=lockout_seconds)
+def _at(moment: datetime) -> object:
+    return literal(moment, UTCDateTime())
+
+
+async def reserve(session: AsyncSession, key: str, limit: Limit) -> Verdict:
+    """Take a place for one attempt, or learn how long to wait."""
+    now = utcnow()
+    claim = secrets.token_hex(8)
     locked = and_(T.locked_until.is_not(None), T.locked_until > now)
     fresh = or_(
-        T.window_started_at <= window_start,
+        T.window_started_at <= now - timedelta(seconds=limit.window_seconds),
         and_(T.locked_until.is_not(None), T.locked_until <= now),
     )
+    full = T.failures + T.pending >= limit.max_attempts
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite  # type: ignore[union-attr]
     insert = dialect.insert(LoginThrottle.__table__)  # type: ignore[attr-defined]
     statement = (
-        insert.values(key=key, failures=1, window_started_at=now, locked_until=None)
+        insert.values(
+            key=key, failures=0, pending=1, window_started_at=now, locked_until=None, claim=claim
+        )
         .on_conflict_do_update(
             index_elements=[T.key],
             set_={
-                # Attempts refused while locked still count, and the attempt that
-                # locks sets exactly max_attempts + 1: only that one statement sees
-                # this value, so exactly one caller learns it `just_locked`.
-                "failures": case(
-                    (locked, T.failures + 1),
-                    (fresh, 1),
-                    (T.failures + 1 > max_attempts, max_attempts + 1),
-                    else_=T.failures + 1,
+                "failures": case((locked, T.failures), (fresh, 0), else_=T.failures),
+                "pending": case(
+                    (locked, T.pending), (fresh, 1), (full, T.pending), else_=T.pending + 1
                 ),
                 "window_started_at": case(
                     (locked, T.window_started_at), (fresh, _at(now)), else_=T.window_started_at
                 ),
-                "locked_until": case(
-                    (locked, T.locked_until),
-                    (fresh, null()),
-                    (T.failures + 1 > max_attempts, _at(lock_until)),
-                    else_=null(),
+                "locked_until": case((locked, T.locked_until), else_=null()),
+                # Only a statement that granted the place writes its own claim, so
+                # reading it back says whether this attempt got one.
+                "claim": case(
+                    (locked, T.claim), (fresh, claim), (full, T.claim), else_=literal(claim)
                 ),
             },
         )
-        .returning(T.failures, T.locked_until)
+        .returning(T.claim, T.locked_until)
     )
-    failures, locked_until = (await session.execute(statement)).one()
+    granted, locked_until = (await session.execute(statement)).one()
+    if granted == claim:
+        return Verdict(allowed=True, retry_after=0.0)
     if locked_until is not None and locked_until > now:
-        return Verdict(
-            allowed=False,
-            retry_after=(locked_until - now).total_seconds(),
-            just_locked=failures == max_attempts + 1,
-        )
-    return Verdict(allowed=True, retry_after=0.0, just_locked=False)
+        return Verdict(allowed=False, retry_after=(locked_until - now).total_seconds())
+    # Every place is taken by attempts still being judged: they end within a second.
+    return Verdict(allowed=False, retry_after=1.0)
 
 
-async def give_back(session: AsyncSession, key: str) -> None:
-    """Undo one counted attempt (a success, or an attempt refused elsewhere)."""
-    await session.execute(
+async def settle(
+    session: AsyncSession, key: str, limit: Limit, *, failed: bool, forgive: bool = False
+) -> bool:
+    """Give the reserved place back, confirming a failure when `failed`; with
+    `forgive`, earlier failures are cleared too. True when this failure locked
+    the key (exactly one caller sees that, for the audit log)."""
+    now = utcnow()
+    failures = T.failures + 1 if failed else (0 if forgive else T.failures)
+    statement = (
         update(LoginThrottle)
-        .where(T.key == key, T.failures > 0, T.locked_until.is_(None))
-        .values(failures=T.failures - 1)
+        .where(T.key == key)
+        .values(
+            pending=case((T.pending > 0, T.pending - 1), else_=0),
+            failures=failures,
+            locked_until=case(
+                (
+                    and_(T.locked_until.is_(None), failures >= limit.max_attempts),
+                    _at(now + timedelta(seconds=limit.lockout_seconds)),
+                ),
+                else_=T.locked_until,
+            )
+            if failed
+            else T.locked_until,
+        )
+        .returning(T.failures)
         .execution_options(synchronize_session=False)
     )
-
-
-async def reset(session: AsyncSession, key: str) -> None:
-    await session.execute(
-        delete(LoginThrottle)
-        .where(T.key == key, T.locked_until.is_(None))
-        .execution_options(synchronize_session=False)
-    )
+    row = (await session.execute(statement)).first()
+    return bool(failed and row is not None and row[0] == limit.max_attempts)
 
 
 async def purge_stale(session: AsyncSession, *, older_than_seconds: int) -> None:

@@ -115,7 +115,7 @@ async def test_fifty_parallel_wrong_passwords_trip_the_throttle_at_exactly_the_l
     assert all(r.json()["error"] == "invalid_grant" for r in answers if r.status_code == 400)
 
 
-async def test_fifty_parallel_wrong_passwords_audit_exactly_one_lockout(make_client):
+async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(make_client):
     async with make_client(login_max_failures=10, login_lockout_seconds=300) as client:
         admin = await admin_login(client, scope="audit:read")
         account = await signup(client)
@@ -125,7 +125,9 @@ async def test_fifty_parallel_wrong_passwords_audit_exactly_one_lockout(make_cli
             params={"action": "auth.lockout", "limit": 100},
             headers=bearer(admin["access_token"]),
         )
-    assert len(response.json()["items"]) == 1, response.json()
+    # The account and the address both reached the limit: one entry for each.
+    items = response.json()["items"]
+    assert sorted(item["detail"]["by"] for item in items) == ["account", "address"], items
 
 
 async def test_one_address_is_throttled_across_different_usernames(make_client):
@@ -247,11 +249,12 @@ async def test_a_lockout_is_written_to_the_audit_log(make_client):
             "/audit", params={"action": "auth.lockout"}, headers=bearer(admin["access_token"])
         )
     assert response.status_code == 200
-    entries = response.json()["items"]
-    assert len(entries) == 1, entries
-    assert entries[0]["ip"] == "127.0.0.1"
-    assert entries[0]["actor"] is None
-    assert account["username"].casefold() in (entries[0]["target"] or "")
+    entries = {entry["detail"]["by"]: entry for entry in response.json()["items"]}
+    # Both the account and the address reached the limit with these guesses.
+    assert sorted(entries) == ["account", "address"], entries
+    assert all(entry["ip"] == "127.0.0.1" and entry["actor"] is None for entry in entries.values())
+    assert entries["account"]["target"] == account["username"].casefold()
+    assert entries["address"]["target"] == "127.0.0.1"
 
 
 async def test_parallel_signups_of_one_name_in_different_forms_create_one_account(make_client):
@@ -275,3 +278,47 @@ async def test_parallel_signups_of_one_name_in_different_forms_create_one_accoun
     assert counts == {201: 1, 409: rounds - 1}, counts
     matching = [a for a in listing.json()["items"] if a["username"].casefold() == "bob"]
     assert len(matching) == 1, listing.json()
+
+
+async def test_a_burst_of_correct_logins_never_locks_the_account(make_client):
+    async with make_client(login_max_failures=3) as client:
+        account = await signup(client)
+        burst = await asyncio.gather(
+            *(attempt(client, account["username"], PASSWORD) for _ in range(8))
+        )
+        after = await attempt(client, account["username"], PASSWORD)
+    # Attempts beyond the places being judged wait a second; none is a failure.
+    assert {r.status_code for r in burst} <= {200, 429}
+    assert all(r.headers["retry-after"] == "1" for r in burst if r.status_code == 429)
+    assert after.status_code == 200, after.text
+
+
+async def test_a_success_forgives_the_accounts_earlier_failures(make_client):
+    async with make_client(login_max_failures=3) as client:
+        account = await signup(client)
+        for _ in range(2):
+            assert (await attempt(client, account["username"])).status_code == 400
+        assert (await attempt(client, account["username"], PASSWORD)).status_code == 200
+        # From another address, so only the account's own count is in play.
+        async with proxied(client, "192.0.2.40") as elsewhere:
+            answers = [await attempt(elsewhere, account["username"]) for _ in range(4)]
+    assert [r.status_code for r in answers] == [400, 400, 400, 429]
+
+
+async def test_wrong_current_passwords_are_throttled_like_logins(make_client):
+    async with make_client(login_max_failures=3) as client:
+        account = await signup(client)
+        tokens = (await attempt(client, account["username"], PASSWORD)).json()
+        answers = [
+            await client.post(
+                "/accounts/me/password",
+                json={
+                    "current_password": WRONG_PASSWORD,
+                    "new_password": "another fine passphrase",
+                },
+                headers=bearer(tokens["access_token"]),
+            )
+            for _ in range(4)
+        ]
+    assert [r.status_code for r in answers] == [400, 400, 400, 429]
+    assert int(answers[3].headers["retry-after"]) > 0

@@ -13,6 +13,7 @@ from app.api.deps import (
     MeWrite,
     RolesWrite,
     SessionDep,
+    SettingsDep,
 )
 from app.schemas import AccountCreate, AccountPublic, AccountUpdate, Page, PasswordChange
 from app.security.scopes import USER_ROLE
@@ -51,12 +52,14 @@ async def change_own_password(
     body: PasswordChange,
     principal: MeWrite,
     session: SessionDep,
+    settings: SettingsDep,
     hasher: HasherDep,
     client: ClientDep,
 ) -> Response:
     """Change the caller's password; every other session ends."""
     await auth_service.change_password(
         session,
+        settings=settings,
         hasher=hasher,
         account_id=principal.account_id,
         session_id=principal.session_id,
