@@ -30,13 +30,17 @@ from app.services import throttle
 
 log = logging.getLogger("gatehouse")
 PURGE_INTERVAL_SECONDS = 600
+PURGE_FIRST_DELAY_SECONDS = 30
 
 
 async def _purge_forever(app: FastAPI) -> None:
     """Expired sessions and stale throttle rows go without a separate process."""
     settings: Settings = app.state.settings
+    # Soon after start, then periodically: instances restarted often still purge.
+    delay = PURGE_FIRST_DELAY_SECONDS
     while True:
-        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+        await asyncio.sleep(delay)
+        delay = PURGE_INTERVAL_SECONDS
         try:
             async with app.state.sessionmaker() as session, session.begin():
                 await sessions_service.purge_expired(session, settings=settings)

@@ -29,6 +29,7 @@ from app.security.passwords import HasherBusy, PasswordHasher, policy_violation
 from app.security.scopes import ADMIN_ROLE, USER_ROLE, parse_scope
 from app.services import accounts as accounts_service
 from app.services import audit, throttle
+from app.services import roles as roles_service
 from app.services import sessions as sessions_service
 
 INVALID_CREDENTIALS = "Invalid username or password"
@@ -161,6 +162,38 @@ async def signup(
         target=str(account.id),
         ip=client.ip,
         detail={"username": account.username, "via": "signup"},
+    )
+    return account
+
+
+async def create_account_as_admin(
+    session: AsyncSession,
+    *,
+    hasher: PasswordHasher,
+    actor: uuid.UUID,
+    username: str,
+    password: str,
+    email: str | None,
+    roles: list[str],
+    client: Client,
+) -> Account:
+    for role in dict.fromkeys(roles):
+        # Creating an account with a role is granting it: the same guardrail applies.
+        await roles_service.check_may_assign(session, actor=actor, role=role)
+    if problem := accounts_service.username_violation(username):
+        raise Invalid(problem, field="username")
+    await session.commit()  # no connection held while argon2 runs
+    password_hash = await hash_new_password(hasher, password, username=username)
+    account = await accounts_service.create_account(
+        session, username=username, password_hash=password_hash, email=email, roles=roles
+    )
+    await audit.record(
+        session,
+        action="account.create",
+        actor=actor,
+        target=str(account.id),
+        ip=client.ip,
+        detail={"username": account.username, "roles": sorted(set(roles))},
     )
     return account
 

@@ -620,3 +620,23 @@ async def test_purged_sessions_refresh_token_is_invalid_grant(make_client):
             )
 
         assert_invalid_grant(await refresh(client, tokens["refresh_token"]))
+
+
+async def test_ending_an_own_session_by_id_is_audited(client):
+    account, first = await create_user(client)
+    second = await login(client, account["username"])
+    listed = await client.get("/auth/sessions", headers=bearer(first["access_token"]))
+    other = next(s for s in listed.json() if not s["current"])
+    response = await client.delete(
+        f"/auth/sessions/{other['id']}", headers=bearer(first["access_token"])
+    )
+    assert response.status_code == 204
+    admin = await admin_login(client, scope="audit:read")
+    entries = await client.get(
+        "/audit", params={"action": "auth.logout"}, headers=bearer(admin["access_token"])
+    )
+    [entry] = entries.json()["items"]
+    assert entry["actor"] == account["id"]
+    assert entry["target"] == other["id"]
+    assert entry["detail"] == {"via": "session_delete"}
+    assert second["refresh_token"] not in entries.text

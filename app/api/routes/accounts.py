@@ -100,23 +100,15 @@ async def create_account(
     client: ClientDep,
 ) -> AccountPublic:
     """Create an account with the given roles (default: `user`)."""
-    roles = body.roles if body.roles is not None else [USER_ROLE]
-    for role in dict.fromkeys(roles):
-        # Creating an account with a role is granting it: the same guardrail applies.
-        await roles_service.check_may_assign(session, actor=principal.account_id, role=role)
-    password_hash = await auth_service.hash_new_password(
-        hasher, body.password, username=body.username
-    )
-    account = await accounts_service.create_account(
-        session, username=body.username, password_hash=password_hash, email=body.email, roles=roles
-    )
-    await audit.record(
+    account = await auth_service.create_account_as_admin(
         session,
-        action="account.create",
+        hasher=hasher,
         actor=principal.account_id,
-        target=str(account.id),
-        ip=client.ip,
-        detail={"username": account.username, "roles": sorted(set(roles))},
+        username=body.username,
+        password=body.password,
+        email=body.email,
+        roles=body.roles if body.roles is not None else [USER_ROLE],
+        client=client,
     )
     return await _public(session, account)
 

@@ -17,6 +17,7 @@ from app.api.deps import (
 from app.core.errors import NO_STORE, OAuthError
 from app.schemas import AccountPublic, SessionPublic, SignupRequest, TokenResponse
 from app.services import accounts as accounts_service
+from app.services import audit
 from app.services import auth as auth_service
 from app.services import sessions as sessions_service
 
@@ -169,5 +170,13 @@ async def end_session(
     """End one of the caller's sessions."""
     await sessions_service.end_own_session(
         session, settings=settings, account_id=principal.account_id, session_id=session_id
+    )
+    await audit.record(
+        session,
+        action="auth.logout",
+        actor=principal.account_id,
+        target=str(session_id),
+        ip=client.ip,
+        detail={"via": "session_delete"},
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
