@@ -19,23 +19,18 @@ def _clean(value: str) -> str:
     return value
 
 
-def Text(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 - reads as a type
-    return Annotated[
-        str,
-        StringConstraints(min_length=min_length, max_length=max_length),
-        AfterValidator(_clean),
-    ]
-
-
-Username = Text(64, 1)
-Password = Text(1024, 1)
+# Free text: length-bounded, and cleaned of what no database should store.
+Username = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_clean)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_clean)]
 Email = Annotated[EmailStr, AfterValidator(_clean), StringConstraints(max_length=254)]
 ScopeName = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,63}$"),
 ]
 RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-Description = Text(255)
+Description = Annotated[
+    str, StringConstraints(min_length=0, max_length=255), AfterValidator(_clean)
+]
 
 
 class Strict(BaseModel):

@@ -140,7 +140,7 @@ class KeyRing:
         """Instances starting together on one database must not each make a key
         (their tokens would be refused by one another until the next reload): on
         PostgreSQL they queue on an advisory lock and re-check under it."""
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KEY_LOCK})
         newest = await session.scalar(
             select(SigningKey)

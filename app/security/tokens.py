@@ -10,7 +10,7 @@ TypeErrors and ValueErrors on odd input, becomes `TokenError`.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from jose import jwk, jws, jwt
 from jose.backends.base import Key
@@ -47,11 +47,15 @@ def load_key(kid: str, alg: str, material: str | bytes) -> KeyPair:
 
 
 def sign(claims: Mapping[str, Any], key: KeyPair) -> str:
-    return jwt.encode(
-        dict(claims),
-        key.signer,
-        algorithm=key.alg,
-        headers={"kid": key.kid, "typ": "at+jwt"},
+    # python-jose is untyped: `jwt.encode` returns Any, but always the compact JWS string.
+    return cast(
+        str,
+        jwt.encode(
+            dict(claims),
+            key.signer,
+            algorithm=key.alg,
+            headers={"kid": key.kid, "typ": "at+jwt"},
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from typing import cast
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.pagination import decode_cursor, encode_cursor
@@ -84,7 +85,7 @@ async def create_account(
 
 async def _which_taken(session: AsyncSession, account: Account) -> str:
     taken = await session.scalar(
-        select(func.count()).where(Account.username_key == account.username_key)
+        select(func.count()).where(col(Account.username_key) == account.username_key)
     )
     return "username" if taken else "email"
 
@@ -97,7 +98,7 @@ async def _ensure_roles_exist(session: AsyncSession, roles: Sequence[str]) -> No
     if not roles:
         return
     found = set(
-        (await session.scalars(select(Role.name).where(Role.name.in_(set(roles))))).all()  # type: ignore[attr-defined]
+        (await session.scalars(select(col(Role.name)).where(col(Role.name).in_(set(roles))))).all()
     )
     missing = sorted(set(roles) - found)
     if missing:
@@ -107,7 +108,7 @@ async def _ensure_roles_exist(session: AsyncSession, roles: Sequence[str]) -> No
 async def get_account(
     session: AsyncSession, account_id: uuid.UUID, *, lock: bool = False
 ) -> Account:
-    query = select(Account).where(Account.id == account_id)
+    query = select(Account).where(col(Account.id) == account_id)
     if lock:
         query = query.with_for_update()
     account = await session.scalar(query)
@@ -118,7 +119,7 @@ async def get_account(
 
 async def find_by_username(session: AsyncSession, username: str) -> Account | None:
     return await session.scalar(
-        select(Account).where(Account.username_key == username_key(username))
+        select(Account).where(col(Account.username_key) == username_key(username))
     )
 
 
@@ -130,8 +131,8 @@ async def roles_and_scopes(
         return {}
     links = (
         await session.execute(
-            select(AccountRole.account_id, AccountRole.role_name).where(
-                AccountRole.account_id.in_(account_ids)  # type: ignore[attr-defined]
+            select(col(AccountRole.account_id), col(AccountRole.role_name)).where(
+                col(AccountRole.account_id).in_(account_ids)
             )
         )
     ).all()
@@ -140,8 +141,8 @@ async def roles_and_scopes(
     if role_names:
         for role, scope in (
             await session.execute(
-                select(RoleScope.role_name, RoleScope.scope_name).where(
-                    RoleScope.role_name.in_(role_names)  # type: ignore[attr-defined]
+                select(col(RoleScope.role_name), col(RoleScope.scope_name)).where(
+                    col(RoleScope.role_name).in_(role_names)
                 )
             )
         ).all():
@@ -186,22 +187,24 @@ async def list_accounts(
     is_active: bool | None,
 ) -> Page[AccountPublic]:
     """Keyset pagination over time-ordered ids: no offset scans, stable under inserts."""
-    query = select(Account).order_by(Account.id).limit(limit + 1)
+    query = select(Account).order_by(col(Account.id)).limit(limit + 1)
     if cursor:
         try:
             after = uuid.UUID(decode_cursor(cursor))
         except ValueError:
             raise Invalid("Invalid cursor", field="cursor") from None
-        query = query.where(Account.id > after)
+        query = query.where(col(Account.id) > after)
     if q:
         prefix = username_key(q).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Account.username_key.like(prefix + "%", escape="\\"))  # type: ignore[attr-defined]
+        query = query.where(col(Account.username_key).like(prefix + "%", escape="\\"))
     if role:
         query = query.where(
-            Account.id.in_(select(AccountRole.account_id).where(AccountRole.role_name == role))  # type: ignore[attr-defined]
+            col(Account.id).in_(
+                select(col(AccountRole.account_id)).where(col(AccountRole.role_name) == role)
+            )
         )
     if is_active is not None:
-        query = query.where(Account.is_active == is_active)
+        query = query.where(col(Account.is_active) == is_active)
     rows = list((await session.scalars(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]
@@ -215,7 +218,9 @@ async def lock_admin_role(session: AsyncSession) -> None:
     """Serialise every change that could remove an admin (PostgreSQL row lock on
     the admin role; SQLite serialises writers anyway), so two racing demotions
     cannot both see 'another admin remains'."""
-    await session.execute(select(Role.name).where(Role.name == ADMIN_ROLE).with_for_update())
+    await session.execute(
+        select(col(Role.name)).where(col(Role.name) == ADMIN_ROLE).with_for_update()
+    )
 
 
 async def is_last_active_admin(session: AsyncSession, account: Account) -> bool:
@@ -224,9 +229,9 @@ async def is_last_active_admin(session: AsyncSession, account: Account) -> bool:
         return False
     admins = (
         await session.scalars(
-            select(Account.id)
-            .join(AccountRole, AccountRole.account_id == Account.id)  # type: ignore[arg-type]
-            .where(AccountRole.role_name == ADMIN_ROLE, Account.is_active.is_(True))  # type: ignore[attr-defined]
+            select(col(Account.id))
+            .join(AccountRole, col(AccountRole.account_id) == col(Account.id))
+            .where(col(AccountRole.role_name) == ADMIN_ROLE, col(Account.is_active).is_(True))
             .limit(2)
         )
     ).all()
@@ -278,7 +283,7 @@ async def delete_account(session: AsyncSession, *, account_id: uuid.UUID) -> Acc
     account = await get_account(session, account_id, lock=True)
     if await is_last_active_admin(session, account):
         raise Conflict("The last active admin cannot be deleted")
-    await session.execute(delete(Account).where(Account.id == account_id))
+    await session.execute(delete(Account).where(col(Account.id) == account_id))
     return account
 
 
@@ -292,15 +297,17 @@ async def bump_authz_version(
     refresh and get the new scopes (the token carries the version it was issued at)."""
     query = (
         update(Account)
-        .values(authz_version=Account.authz_version + 1)
+        .values(authz_version=col(Account.authz_version) + 1)
         .execution_options(synchronize_session=False)
     )
     if role is not None:
         query = query.where(
-            Account.id.in_(select(AccountRole.account_id).where(AccountRole.role_name == role))
-        )  # type: ignore[attr-defined]
+            col(Account.id).in_(
+                select(col(AccountRole.account_id)).where(col(AccountRole.role_name) == role)
+            )
+        )
     elif account_ids is not None:
-        query = query.where(Account.id.in_(account_ids))  # type: ignore[attr-defined]
+        query = query.where(col(Account.id).in_(account_ids))
     else:
         return
     await session.execute(query)

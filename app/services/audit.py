@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core.errors import Invalid
 from app.core.pagination import decode_cursor, encode_cursor
@@ -39,7 +40,7 @@ async def list_events(
     actor: uuid.UUID | None,
     action: str | None,
 ) -> Page[AuditPublic]:
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)  # type: ignore[union-attr]
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit + 1)
     if cursor:
         try:
             before = int(decode_cursor(cursor))
@@ -47,11 +48,11 @@ async def list_events(
             raise Invalid("Invalid cursor", field="cursor") from None
         if not 0 < before < 2**63:  # beyond a BIGINT the databases fail, not compare
             raise Invalid("Invalid cursor", field="cursor")
-        query = query.where(AuditEvent.id < before)  # type: ignore[operator]
+        query = query.where(col(AuditEvent.id) < before)
     if actor is not None:
-        query = query.where(AuditEvent.actor_id == actor)
+        query = query.where(col(AuditEvent.actor_id) == actor)
     if action:
-        query = query.where(AuditEvent.action == action)
+        query = query.where(col(AuditEvent.action) == action)
     rows = list((await session.scalars(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]

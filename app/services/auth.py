@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.errors import (
@@ -47,7 +48,7 @@ async def _check_catalogue(session: AsyncSession, requested: list[str]) -> None:
     if not requested:
         return
     known = set(
-        (await session.scalars(select(Scope.name).where(Scope.name.in_(requested)))).all()  # type: ignore[attr-defined]
+        (await session.scalars(select(col(Scope.name)).where(col(Scope.name).in_(requested)))).all()
     )
     if unknown := [s for s in requested if s not in known]:
         raise OAuthError("invalid_scope", f"Unknown scope: {unknown[0][:64]}")
@@ -212,7 +213,7 @@ async def password_grant(
     requested = parse_scope(scope)
     await _check_catalogue(session, requested)
     key = accounts_service.username_key(username)[:128]
-    account = await session.scalar(select(Account).where(Account.username_key == key))
+    account = await session.scalar(select(Account).where(col(Account.username_key) == key))
     # Unknown user, wrong password, disabled account: the same work, the same answer.
     ok = await _verify_throttled(
         session,
@@ -239,7 +240,9 @@ async def password_grant(
         new_hash = await hasher.hash(password)
         await session.execute(
             update(Account)
-            .where(Account.id == account.id, Account.password_hash == account.password_hash)
+            .where(
+                col(Account.id) == account.id, col(Account.password_hash) == account.password_hash
+            )
             .values(password_hash=new_hash)
             .execution_options(synchronize_session=False)
         )
@@ -323,7 +326,7 @@ async def change_password(
     new_hash = await hasher.hash(new_password)
     await session.execute(
         update(Account)
-        .where(Account.id == account_id)
+        .where(col(Account.id) == account_id)
         .values(password_hash=new_hash, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -381,9 +384,9 @@ async def bootstrap_admin(
     hand admin to whoever signed up with the name first.
     """
     has_admin = await session.scalar(
-        select(Account.id)
-        .join(AccountRole, AccountRole.account_id == Account.id)  # type: ignore[arg-type]
-        .where(AccountRole.role_name == ADMIN_ROLE, Account.is_active.is_(True))  # type: ignore[attr-defined]
+        select(col(Account.id))
+        .join(AccountRole, col(AccountRole.account_id) == col(Account.id))
+        .where(col(AccountRole.role_name) == ADMIN_ROLE, col(Account.is_active).is_(True))
         .limit(1)
     )
     if has_admin:

@@ -4,10 +4,12 @@ nobody grants what they do not hold, built-ins stay, the last admin stays."""
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.models import Account, AccountRole, Role, RoleScope, Scope
@@ -19,9 +21,9 @@ from app.services import accounts as accounts_service
 async def _scopes_of(session: AsyncSession, names: Sequence[str]) -> dict[str, list[str]]:
     result: dict[str, list[str]] = defaultdict(list)
     rows = await session.execute(
-        select(RoleScope.role_name, RoleScope.scope_name)
-        .where(RoleScope.role_name.in_(names))  # type: ignore[attr-defined]
-        .order_by(RoleScope.scope_name)
+        select(col(RoleScope.role_name), col(RoleScope.scope_name))
+        .where(col(RoleScope.role_name).in_(names))
+        .order_by(col(RoleScope.scope_name))
     )
     for role, scope in rows.all():
         result[role].append(scope)
@@ -29,7 +31,7 @@ async def _scopes_of(session: AsyncSession, names: Sequence[str]) -> dict[str, l
 
 
 async def list_roles(session: AsyncSession) -> list[RolePublic]:
-    roles = (await session.scalars(select(Role).order_by(Role.name))).all()
+    roles = (await session.scalars(select(Role).order_by(col(Role.name)))).all()
     scopes = await _scopes_of(session, [r.name for r in roles])
     return [
         RolePublic(name=r.name, description=r.description, scopes=scopes[r.name], builtin=r.builtin)
@@ -38,7 +40,7 @@ async def list_roles(session: AsyncSession) -> list[RolePublic]:
 
 
 async def _get_role(session: AsyncSession, name: str, *, lock: bool = False) -> Role:
-    query = select(Role).where(Role.name == name)
+    query = select(Role).where(col(Role.name) == name)
     if lock:
         query = query.with_for_update()
     role = await session.scalar(query)
@@ -65,7 +67,7 @@ async def _check_known_scopes(session: AsyncSession, scopes: set[str]) -> None:
     if not scopes:
         return
     known = set(
-        (await session.scalars(select(Scope.name).where(Scope.name.in_(scopes)))).all()  # type: ignore[attr-defined]
+        (await session.scalars(select(col(Scope.name)).where(col(Scope.name).in_(scopes)))).all()
     )
     if unknown := sorted(scopes - known):
         raise Invalid(f"Unknown scope: {unknown[0]}", field="scopes")
@@ -114,7 +116,7 @@ async def update_role(
             # Both what is added and what is taken away: removing a scope from a
             # role also changes what its holders may do.
             await _check_may_grant(session, actor, wanted | current)
-            await session.execute(delete(RoleScope).where(RoleScope.role_name == name))
+            await session.execute(delete(RoleScope).where(col(RoleScope.role_name) == name))
             for scope in sorted(wanted):
                 session.add(RoleScope(role_name=name, scope_name=scope))
             await accounts_service.bump_authz_version(session, role=name)
@@ -131,7 +133,7 @@ async def delete_role(session: AsyncSession, *, actor: uuid.UUID, name: str) -> 
     scopes = set((await _scopes_of(session, [name]))[name])
     await _check_may_grant(session, actor, scopes)
     await accounts_service.bump_authz_version(session, role=name)
-    await session.execute(delete(Role).where(Role.name == name))
+    await session.execute(delete(Role).where(col(Role.name) == name))
 
 
 async def check_may_assign(session: AsyncSession, *, actor: uuid.UUID, role: str) -> None:
@@ -148,7 +150,7 @@ async def assign_role(
     await check_may_assign(session, actor=actor, role=role)
     exists = await session.scalar(
         select(func.count()).where(
-            AccountRole.account_id == account_id, AccountRole.role_name == role
+            col(AccountRole.account_id) == account_id, col(AccountRole.role_name) == role
         )
     )
     if exists:
@@ -174,19 +176,22 @@ async def unassign_role(
     if role == ADMIN_ROLE and await accounts_service.is_last_active_admin(session, account):
         raise Conflict("The last active admin cannot lose the admin role")
     await check_may_assign(session, actor=actor, role=role)
-    result = await session.execute(
-        delete(AccountRole).where(
-            AccountRole.account_id == account_id, AccountRole.role_name == role
-        )
+    result = cast(
+        "CursorResult[Any]",
+        await session.execute(
+            delete(AccountRole).where(
+                col(AccountRole.account_id) == account_id, col(AccountRole.role_name) == role
+            )
+        ),
     )
-    changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    changed = bool(result.rowcount)
     if changed:
         await accounts_service.bump_authz_version(session, [account_id])
     return account, changed
 
 
 async def list_scopes(session: AsyncSession) -> list[ScopePublic]:
-    rows = (await session.scalars(select(Scope).order_by(Scope.name))).all()
+    rows = (await session.scalars(select(Scope).order_by(col(Scope.name)))).all()
     return [ScopePublic(name=s.name, description=s.description, builtin=s.builtin) for s in rows]
 
 
@@ -201,14 +206,16 @@ async def create_scope(session: AsyncSession, *, name: str, description: str) ->
 
 
 async def delete_scope(session: AsyncSession, *, actor: uuid.UUID, name: str) -> None:
-    scope = await session.scalar(select(Scope).where(Scope.name == name).with_for_update())
+    scope = await session.scalar(select(Scope).where(col(Scope.name) == name).with_for_update())
     if scope is None:
         raise NotFound("Scope not found")
     if scope.builtin:
         raise Conflict("Built-in scopes cannot be deleted")
     await _check_may_grant(session, actor, {name})
-    holders = select(AccountRole.account_id).where(
-        AccountRole.role_name.in_(select(RoleScope.role_name).where(RoleScope.scope_name == name))  # type: ignore[attr-defined]
+    holders = select(col(AccountRole.account_id)).where(
+        col(AccountRole.role_name).in_(
+            select(col(RoleScope.role_name)).where(col(RoleScope.scope_name) == name)
+        )
     )
     await accounts_service.bump_authz_version(session, list((await session.scalars(holders)).all()))
-    await session.execute(delete(Scope).where(Scope.name == name))
+    await session.execute(delete(Scope).where(col(Scope.name) == name))

@@ -11,9 +11,11 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.errors import NotFound, OAuthError
@@ -42,11 +44,11 @@ def _invalid_grant() -> OAuthError:
     return OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked")
 
 
-def _live_clause(now: datetime, idle_timeout: int) -> object:
+def _live_clause(now: datetime, idle_timeout: int) -> ColumnElement[bool]:
     return and_(
-        AuthSession.ended_at.is_(None),  # type: ignore[union-attr]
-        AuthSession.expires_at > now,  # type: ignore[operator]
-        AuthSession.last_used_at > now - timedelta(seconds=idle_timeout),  # type: ignore[operator]
+        col(AuthSession.ended_at).is_(None),
+        col(AuthSession.expires_at) > now,
+        col(AuthSession.last_used_at) > now - timedelta(seconds=idle_timeout),
     )
 
 
@@ -63,14 +65,14 @@ async def token_is_live(
     the account active, and the account's authorisation unchanged since issue."""
     now = utcnow()
     query = (
-        select(AuthSession.id)
-        .join(Account, Account.id == AuthSession.account_id)  # type: ignore[arg-type]
+        select(col(AuthSession.id))
+        .join(Account, col(Account.id) == col(AuthSession.account_id))
         .where(
-            AuthSession.id == session_id,
-            AuthSession.account_id == account_id,
-            _live_clause(now, idle_timeout),  # type: ignore[arg-type]
-            Account.is_active.is_(True),  # type: ignore[attr-defined]
-            Account.authz_version == authz_version,
+            col(AuthSession.id) == session_id,
+            col(AuthSession.account_id) == account_id,
+            _live_clause(now, idle_timeout),
+            col(Account.is_active).is_(True),
+            col(Account.authz_version) == authz_version,
         )
     )
     async with engine.connect() as conn:
@@ -159,9 +161,9 @@ async def refresh(
     row = (
         await session.execute(
             select(RefreshToken, AuthSession, Account)
-            .join(AuthSession, AuthSession.id == RefreshToken.session_id)  # type: ignore[arg-type]
-            .join(Account, Account.id == AuthSession.account_id)  # type: ignore[arg-type]
-            .where(RefreshToken.token_hash == token_hash)
+            .join(AuthSession, col(AuthSession.id) == col(RefreshToken.session_id))
+            .join(Account, col(Account.id) == col(AuthSession.account_id))
+            .where(col(RefreshToken.token_hash) == token_hash)
         )
     ).first()
     if row is None:
@@ -181,17 +183,22 @@ async def refresh(
         if requested and not set(requested) <= granted:
             # Checked before the claim: a refused request leaves the token unused.
             raise OAuthError("invalid_scope", "A refresh may only narrow the granted scope")
-        claimed = await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None))  # type: ignore[union-attr]
-            .values(used_at=now)
-            .execution_options(synchronize_session=False)
+        claimed = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                update(RefreshToken)
+                .where(
+                    col(RefreshToken.token_hash) == token_hash, col(RefreshToken.used_at).is_(None)
+                )
+                .values(used_at=now)
+                .execution_options(synchronize_session=False)
+            ),
         )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        if claimed.rowcount == 1:
             scopes = (set(requested) if requested else granted) & held
             await session.execute(
                 update(AuthSession)
-                .where(AuthSession.id == auth_session.id)
+                .where(col(AuthSession.id) == auth_session.id)
                 .values(last_used_at=now)
                 .execution_options(synchronize_session=False)
             )
@@ -225,13 +232,16 @@ async def refresh(
 
 
 async def end_session(session: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
-    result = await session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.ended_at.is_(None))  # type: ignore[union-attr]
-        .values(ended_at=utcnow(), end_reason=reason)
-        .execution_options(synchronize_session=False)
+    result = cast(
+        "CursorResult[Any]",
+        await session.execute(
+            update(AuthSession)
+            .where(col(AuthSession.id) == session_id, col(AuthSession.ended_at).is_(None))
+            .values(ended_at=utcnow(), end_reason=reason)
+            .execution_options(synchronize_session=False)
+        ),
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 async def end_account_sessions(
@@ -243,12 +253,12 @@ async def end_account_sessions(
 ) -> None:
     query = (
         update(AuthSession)
-        .where(AuthSession.account_id == account_id, AuthSession.ended_at.is_(None))  # type: ignore[union-attr]
+        .where(col(AuthSession.account_id) == account_id, col(AuthSession.ended_at).is_(None))
         .values(ended_at=utcnow(), end_reason=reason)
         .execution_options(synchronize_session=False)
     )
     if keep is not None:
-        query = query.where(AuthSession.id != keep)
+        query = query.where(col(AuthSession.id) != keep)
     await session.execute(query)
 
 
@@ -259,10 +269,10 @@ async def list_sessions(
         await session.scalars(
             select(AuthSession)
             .where(
-                AuthSession.account_id == account_id,
-                _live_clause(utcnow(), settings.session_idle_timeout_seconds),  # type: ignore[arg-type]
+                col(AuthSession.account_id) == account_id,
+                _live_clause(utcnow(), settings.session_idle_timeout_seconds),
             )
-            .order_by(AuthSession.created_at.desc())  # type: ignore[attr-defined]
+            .order_by(col(AuthSession.created_at).desc())
         )
     ).all()
     return [
@@ -284,17 +294,20 @@ async def end_own_session(
 ) -> None:
     """404 unless it is one of the caller's live sessions: another account's
     session id is indistinguishable from one that never existed."""
-    result = await session.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.id == session_id,
-            AuthSession.account_id == account_id,
-            _live_clause(utcnow(), settings.session_idle_timeout_seconds),  # type: ignore[arg-type]
-        )
-        .values(ended_at=utcnow(), end_reason="ended_by_owner")
-        .execution_options(synchronize_session=False)
+    result = cast(
+        "CursorResult[Any]",
+        await session.execute(
+            update(AuthSession)
+            .where(
+                col(AuthSession.id) == session_id,
+                col(AuthSession.account_id) == account_id,
+                _live_clause(utcnow(), settings.session_idle_timeout_seconds),
+            )
+            .values(ended_at=utcnow(), end_reason="ended_by_owner")
+            .execution_options(synchronize_session=False)
+        ),
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not result.rowcount:
         raise NotFound("Session not found")
 
 
@@ -317,17 +330,17 @@ async def revoke(
         else:
             found = (
                 await session.execute(
-                    select(AuthSession.account_id, AuthSession.id)
-                    .join(RefreshToken, RefreshToken.session_id == AuthSession.id)  # type: ignore[arg-type]
-                    .where(RefreshToken.token_hash == hash_refresh_token(token))
+                    select(col(AuthSession.account_id), col(AuthSession.id))
+                    .join(RefreshToken, col(RefreshToken.session_id) == col(AuthSession.id))
+                    .where(col(RefreshToken.token_hash) == hash_refresh_token(token))
                 )
             ).first()
             if found is None:
                 continue
             account_id, session_id = found
         owned = await session.scalar(
-            select(AuthSession.id).where(
-                AuthSession.id == session_id, AuthSession.account_id == account_id
+            select(col(AuthSession.id)).where(
+                col(AuthSession.id) == session_id, col(AuthSession.account_id) == account_id
             )
         )
         if owned and await end_session(session, session_id, reason="revoked"):
@@ -341,16 +354,19 @@ async def purge_expired(session: AsyncSession, *, settings: Settings) -> int:
     a day on (their refresh tokens go with them). Every instance runs this now
     and then; it needs no separate process and is safe to run concurrently."""
     now = utcnow()
-    result = await session.execute(
-        delete(AuthSession)
-        .where(
-            or_(
-                AuthSession.expires_at <= now,  # type: ignore[operator]
-                AuthSession.last_used_at
-                <= now - timedelta(seconds=settings.session_idle_timeout_seconds),  # type: ignore[operator]
-                AuthSession.ended_at <= now - timedelta(days=1),  # type: ignore[operator]
+    result = cast(
+        "CursorResult[Any]",
+        await session.execute(
+            delete(AuthSession)
+            .where(
+                or_(
+                    col(AuthSession.expires_at) <= now,
+                    col(AuthSession.last_used_at)
+                    <= now - timedelta(seconds=settings.session_idle_timeout_seconds),
+                    col(AuthSession.ended_at) <= now - timedelta(days=1),
+                )
             )
-        )
-        .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False)
+        ),
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)

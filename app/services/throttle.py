@@ -52,7 +52,7 @@ async def reserve(session: AsyncSession, key: str, limit: Limit) -> Verdict:
         and_(T.locked_until.is_not(None), T.locked_until <= now),
     )
     full = T.failures + T.pending >= limit.max_attempts
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite  # type: ignore[union-attr]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     insert = dialect.insert(LoginThrottle.__table__)  # type: ignore[attr-defined]
     statement = (
         insert.values(
@@ -94,7 +94,8 @@ async def settle(
     `forgive`, earlier failures are cleared too. True when this failure locked
     the key (exactly one caller sees that, for the audit log)."""
     now = utcnow()
-    failures = T.failures + 1 if failed else (0 if forgive else T.failures)
+    confirmed = T.failures + 1
+    failures = confirmed if failed else (0 if forgive else T.failures)
     statement = (
         update(LoginThrottle)
         .where(T.key == key)
@@ -103,7 +104,7 @@ async def settle(
             failures=failures,
             locked_until=case(
                 (
-                    and_(T.locked_until.is_(None), failures >= limit.max_attempts),
+                    and_(T.locked_until.is_(None), confirmed >= limit.max_attempts),
                     _at(now + timedelta(seconds=limit.lockout_seconds)),
                 ),
                 else_=T.locked_until,

@@ -15,6 +15,7 @@ from app.api.deps import (
     SessionDep,
     SettingsDep,
 )
+from app.models import Account
 from app.schemas import AccountCreate, AccountPublic, AccountUpdate, Page, PasswordChange
 from app.security.scopes import USER_ROLE
 from app.services import accounts as accounts_service
@@ -33,8 +34,8 @@ NO_NUL = r"^[^\x00]*$"
 RoleParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 
 
-async def _public(session: SessionDep, account: object) -> AccountPublic:
-    return (await accounts_service.to_public(session, [account]))[0]  # type: ignore[list-item]
+async def _public(session: SessionDep, account: Account) -> AccountPublic:
+    return (await accounts_service.to_public(session, [account]))[0]
 
 
 @router.get("/me", response_model=AccountPublic, responses=AUTH_ERRORS)
