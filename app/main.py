@@ -83,6 +83,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         workers=settings.hash_workers,
         queue_limit=settings.hash_queue_limit,
     )
+    # Password checks waiting on a shared throttle row hold at most half the pool.
+    app.state.login_slots = asyncio.Semaphore(max(1, settings.db_pool_size // 2))
     app.state.keyring = KeyRing(settings, app.state.sessionmaker)
     await app.state.keyring.start()
     await _bootstrap_admin(app)

@@ -1,5 +1,6 @@
 """`Annotated` aliases routes declare their needs with."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -26,6 +27,10 @@ def _keyring(request: Request) -> KeyRing:
     return request.app.state.keyring  # type: ignore[no-any-return]
 
 
+def _login_slots(request: Request) -> asyncio.Semaphore:
+    return request.app.state.login_slots  # type: ignore[no-any-return]
+
+
 def _client(request: Request) -> Client:
     return Client(ip=client_ip(request), user_agent=request.headers.get("user-agent"))
 
@@ -37,6 +42,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 HasherDep = Annotated[PasswordHasher, Depends(_hasher)]
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
 ClientDep = Annotated[Client, Depends(_client)]
+LoginSlotsDep = Annotated[asyncio.Semaphore, Depends(_login_slots)]
 
 AnyToken = Annotated[Principal, Security(require_scopes, scopes=[])]
 MeRead = Annotated[Principal, Security(require_scopes, scopes=["me:read"])]

@@ -56,7 +56,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             "timeout": timeout,
             "command_timeout": timeout,
-            "server_settings": {"application_name": "gatehouse"},
+            "server_settings": {
+                "application_name": "gatehouse",
+                # asyncpg prepares every statement; after five runs PostgreSQL may
+                # switch to a generic plan, which for `username_key LIKE $1` scans
+                # the whole table instead of the prefix index (25 ms vs 0.1 ms at
+                # 100k accounts). Our statements are small: plan each with its values.
+                "plan_cache_mode": "force_custom_plan",
+            },
         },
     )
 

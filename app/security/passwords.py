@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 import sys
+import threading
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from app.core.errors import Unavailable
 
 T = TypeVar("T")
 MIN_LENGTH = 8
+HASH_THREAD_NICENESS = 10
 MAX_LENGTH = 256
 
 
@@ -53,7 +55,9 @@ class PasswordHasher:
         )
         self.workers = workers or os.cpu_count() or 1
         self.capacity = self.workers + queue_limit
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            self.workers, thread_name_prefix="argon2", initializer=_lower_priority
+        )
         self._in_flight = 0
         # Unknown usernames are checked against this, so they cost the same work
         # as a wrong password and their timing tells nothing.
@@ -62,6 +66,11 @@ class PasswordHasher:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def saturated(self) -> bool:
+        """Every worker busy and the waiting line full: a new hash would be shed."""
+        return self._in_flight >= self.capacity
 
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._in_flight >= self.capacity:
@@ -98,6 +107,16 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    """Hashing threads (and the lane threads argon2 starts from them) yield the CPU
+    to the event loop, so protected requests stay fast while logins saturate the
+    cores; logins only queue a little longer. Linux applies nice per thread."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run as is
+        pass
 
 
 def normalize(password: str) -> bytes:

@@ -6,7 +6,9 @@ request needs. That is why these flows commit between steps: each step is its
 own short transaction.
 """
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -79,46 +81,64 @@ async def _verify_throttled(
     session: AsyncSession,
     *,
     hasher: PasswordHasher,
+    slots: asyncio.Semaphore,
     limit: throttle.Limit,
     keys: list[Counted],
     password_hash: str | None,
     password: str,
     ip: str | None,
+    on_failure: Callable[[], Awaitable[None]] | None = None,
 ) -> bool:
     """Check a password under the throttle: reserve a place on every key (429 when
     one is locked or full), hash with no connection held, then settle: a failure
-    counts (and the one that locks a key is audited), a success forgives the
-    first key (the account) and gives the others their place back."""
-    for i, counted in enumerate(keys):
-        verdict = await throttle.reserve(session, counted.key, limit)
-        if not verdict.allowed:
-            for reserved in keys[:i]:
-                await throttle.settle(session, reserved.key, limit, failed=False)
-            await session.commit()
-            raise TooManyRequests(
-                "Too many failed attempts; try again later", retry_after=verdict.retry_after
-            )
-    await session.commit()  # release the connection while argon2 runs
+    counts (the one that locks a key is audited; `on_failure` records more), a success
+    forgives the first key (the account) and gives the others their place back.
+
+    A flood of logins from one address all write one throttle row; each write
+    runs in its own short transaction, and at most `slots` of them wait for that
+    row at once, so waiting logins cannot take the connections that every
+    protected request needs."""
+    if hasher.saturated:
+        raise HasherBusy  # shed before any database work
+    # Never wait for a slot while holding a connection: slot holders may be
+    # waiting for that very connection (SQLite has only one).
+    await session.commit()
+    async with slots:
+        for i, counted in enumerate(keys):
+            verdict = await throttle.reserve(session, counted.key, limit)
+            if not verdict.allowed:
+                for reserved in keys[:i]:
+                    await throttle.settle(session, reserved.key, limit, failed=False)
+                await session.commit()
+                raise TooManyRequests(
+                    "Too many failed attempts; try again later"
+                    if verdict.locked
+                    else "Too many attempts in progress; retry shortly",
+                    retry_after=verdict.retry_after,
+                )
+        await session.commit()  # release the connection while argon2 runs
     try:
         ok = await hasher.verify(password_hash, password)
     except HasherBusy:
-        # Shed without judging the password: the attempt does not count.
-        for reserved in keys:
-            await throttle.settle(session, reserved.key, limit, failed=False)
-        await session.commit()
-        raise
-    for i, counted in enumerate(keys):
-        locked = await throttle.settle(
-            session, counted.key, limit, failed=not ok, forgive=ok and i == 0
-        )
-        if locked:
-            await audit.record(
-                session,
-                action="auth.lockout",
-                target=counted.target,
-                ip=ip,
-                detail={"by": counted.by},
+        ok = None  # shed without judging the password: the attempt does not count
+    async with slots:
+        for i, counted in enumerate(keys):
+            locked = await throttle.settle(
+                session, counted.key, limit, failed=ok is False, forgive=bool(ok) and i == 0
             )
+            if locked:
+                await audit.record(
+                    session,
+                    action="auth.lockout",
+                    target=counted.target,
+                    ip=ip,
+                    detail={"by": counted.by},
+                )
+        if ok is False and on_failure is not None:
+            await on_failure()
+        await session.commit()
+    if ok is None:
+        raise HasherBusy
     return ok
 
 
@@ -204,6 +224,7 @@ async def password_grant(
     *,
     settings: Settings,
     hasher: PasswordHasher,
+    slots: asyncio.Semaphore,
     keyring: KeyRing,
     username: str,
     password: str,
@@ -214,17 +235,8 @@ async def password_grant(
     await _check_catalogue(session, requested)
     key = accounts_service.username_key(username)[:128]
     account = await session.scalar(select(Account).where(col(Account.username_key) == key))
-    # Unknown user, wrong password, disabled account: the same work, the same answer.
-    ok = await _verify_throttled(
-        session,
-        hasher=hasher,
-        limit=_login_limit(settings),
-        keys=[Counted(f"account:{key}", key, "account"), _address_key(client)],
-        password_hash=account.password_hash if account else None,
-        password=password,
-        ip=client.ip,
-    )
-    if not ok or account is None or not account.is_active:
+
+    async def record_failure() -> None:
         await audit.record(
             session,
             action="auth.login_failed",
@@ -233,7 +245,23 @@ async def password_grant(
             ip=client.ip,
             detail={"username": key},
         )
+
+    # Unknown user, wrong password, disabled account: the same work, the same answer.
+    ok = await _verify_throttled(
+        session,
+        hasher=hasher,
+        slots=slots,
+        limit=_login_limit(settings),
+        keys=[Counted(f"account:{key}", key, "account"), _address_key(client)],
+        password_hash=account.password_hash if account else None,
+        password=password,
+        ip=client.ip,
+        on_failure=record_failure,
+    )
+    if ok and account is not None and not account.is_active:
+        await record_failure()
         await session.commit()
+    if not ok or account is None or not account.is_active:
         raise OAuthError("invalid_grant", INVALID_CREDENTIALS)
 
     if hasher.needs_rehash(account.password_hash):
@@ -300,6 +328,7 @@ async def change_password(
     *,
     settings: Settings,
     hasher: PasswordHasher,
+    slots: asyncio.Semaphore,
     account_id: uuid.UUID,
     session_id: uuid.UUID,
     current_password: str,
@@ -315,6 +344,7 @@ async def change_password(
     if not await _verify_throttled(
         session,
         hasher=hasher,
+        slots=slots,
         limit=_login_limit(settings),
         keys=[Counted(f"account:{account.username_key}", str(account.id), "account")],
         password_hash=account.password_hash,

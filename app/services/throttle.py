@@ -36,6 +36,7 @@ class Limit:
 class Verdict:
     allowed: bool
     retry_after: float
+    locked: bool = False
 
 
 def _at(moment: datetime) -> object:
@@ -82,7 +83,7 @@ async def reserve(session: AsyncSession, key: str, limit: Limit) -> Verdict:
     if granted == claim:
         return Verdict(allowed=True, retry_after=0.0)
     if locked_until is not None and locked_until > now:
-        return Verdict(allowed=False, retry_after=(locked_until - now).total_seconds())
+        return Verdict(allowed=False, retry_after=(locked_until - now).total_seconds(), locked=True)
     # Every place is taken by attempts still being judged: they end within a second.
     return Verdict(allowed=False, retry_after=1.0)
 

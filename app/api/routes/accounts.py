@@ -9,6 +9,7 @@ from app.api.deps import (
     AccountsWrite,
     ClientDep,
     HasherDep,
+    LoginSlotsDep,
     MeRead,
     MeWrite,
     RolesWrite,
@@ -55,6 +56,7 @@ async def change_own_password(
     session: SessionDep,
     settings: SettingsDep,
     hasher: HasherDep,
+    slots: LoginSlotsDep,
     client: ClientDep,
 ) -> Response:
     """Change the caller's password; every other session ends."""
@@ -62,6 +64,7 @@ async def change_own_password(
         session,
         settings=settings,
         hasher=hasher,
+        slots=slots,
         account_id=principal.account_id,
         session_id=principal.session_id,
         current_password=body.current_password,
