@@ -51,7 +51,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=timeout,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={
             "timeout": timeout,

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import get_session
 from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated
 from app.security.tokens import TokenError
 
@@ -62,6 +64,7 @@ class Principal:
 async def require_scopes(
     security_scopes: SecurityScopes,
     request: Request,
+    session: AsyncSession = Depends(get_session, scope="function"),
     token: str | None = Depends(oauth2_scheme),
 ) -> Principal:
     """Verify the bearer token, check its session is live, then its scopes.
@@ -88,7 +91,7 @@ async def require_scopes(
     except (TokenError, KeyError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidToken(scope=needed) from exc
     if not await sessions_service.token_is_live(
-        state.engine,
+        session,
         account_id=principal.account_id,
         session_id=principal.session_id,
         authz_version=version,

@@ -108,10 +108,14 @@ async def _ensure_roles_exist(session: AsyncSession, roles: Sequence[str]) -> No
 async def get_account(
     session: AsyncSession, account_id: uuid.UUID, *, lock: bool = False
 ) -> Account:
-    query = select(Account).where(col(Account.id) == account_id)
     if lock:
-        query = query.with_for_update()
-    account = await session.scalar(query)
+        account = await session.scalar(
+            select(Account).where(col(Account.id) == account_id).with_for_update()
+        )
+    else:
+        # From the identity map when this request already loaded it (the token
+        # check does), else one primary-key query.
+        account = await session.get(Account, account_id)
     if account is None:
         raise NotFound("Account not found")
     return account
@@ -126,33 +130,27 @@ async def find_by_username(session: AsyncSession, username: str) -> Account | No
 async def roles_and_scopes(
     session: AsyncSession, account_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[list[str], list[str]]]:
-    """Roles and effective scopes of many accounts in two queries."""
+    """Roles and effective scopes of many accounts in one query."""
     if not account_ids:
         return {}
-    links = (
+    rows = (
         await session.execute(
-            select(col(AccountRole.account_id), col(AccountRole.role_name)).where(
-                col(AccountRole.account_id).in_(account_ids)
+            select(
+                col(AccountRole.account_id),
+                col(AccountRole.role_name),
+                col(RoleScope.scope_name),
             )
+            .outerjoin(RoleScope, col(RoleScope.role_name) == col(AccountRole.role_name))
+            .where(col(AccountRole.account_id).in_(account_ids))
         )
     ).all()
-    role_names = {role for _, role in links}
-    role_scopes: dict[str, set[str]] = defaultdict(set)
-    if role_names:
-        for role, scope in (
-            await session.execute(
-                select(col(RoleScope.role_name), col(RoleScope.scope_name)).where(
-                    col(RoleScope.role_name).in_(role_names)
-                )
-            )
-        ).all():
-            role_scopes[role].add(scope)
-    result: dict[uuid.UUID, tuple[list[str], list[str]]] = {i: ([], []) for i in account_ids}
+    roles: dict[uuid.UUID, set[str]] = defaultdict(set)
     held: dict[uuid.UUID, set[str]] = defaultdict(set)
-    for account_id, role in links:
-        result[account_id][0].append(role)
-        held[account_id] |= role_scopes[role]
-    return {i: (sorted(r), sorted(held[i])) for i, (r, _) in result.items()}
+    for account_id, role, scope in rows:
+        roles[account_id].add(role)
+        if scope is not None:
+            held[account_id].add(scope)
+    return {i: (sorted(roles[i]), sorted(held[i])) for i in account_ids}
 
 
 async def effective_scopes(session: AsyncSession, account_id: uuid.UUID) -> tuple[set[str], bool]:

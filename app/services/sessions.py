@@ -13,14 +13,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import ColumnElement, CursorResult, and_, bindparam, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.errors import NotFound, OAuthError
 from app.models import Account, AuthSession, RefreshToken
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.schemas import SessionPublic, TokenResponse
 from app.security.keys import KeyRing
 from app.security.scopes import format_scope, parse_scope
@@ -52,8 +52,24 @@ def _live_clause(now: datetime, idle_timeout: int) -> ColumnElement[bool]:
     )
 
 
+# Built once: this runs on every protected request.
+_LIVE_ACCOUNT = (
+    select(Account)
+    .join(AuthSession, col(Account.id) == col(AuthSession.account_id))
+    .where(
+        col(AuthSession.id) == bindparam("session_id"),
+        col(AuthSession.account_id) == bindparam("account_id"),
+        col(AuthSession.ended_at).is_(None),
+        col(AuthSession.expires_at) > bindparam("now", type_=UTCDateTime()),
+        col(AuthSession.last_used_at) > bindparam("idle_cutoff", type_=UTCDateTime()),
+        col(Account.is_active).is_(True),
+        col(Account.authz_version) == bindparam("authz_version"),
+    )
+)
+
+
 async def token_is_live(
-    engine: AsyncEngine,
+    session: AsyncSession,
     *,
     account_id: uuid.UUID,
     session_id: uuid.UUID,
@@ -62,21 +78,21 @@ async def token_is_live(
 ) -> bool:
     """The per-request revocation check: one primary-key lookup joining the
     session to its account. A token stays good only while its session is live,
-    the account active, and the account's authorisation unchanged since issue."""
+    the account active, and the account's authorisation unchanged since issue.
+    It loads the account into the request's session, so a handler reading it
+    costs no second query."""
     now = utcnow()
-    query = (
-        select(col(AuthSession.id))
-        .join(Account, col(Account.id) == col(AuthSession.account_id))
-        .where(
-            col(AuthSession.id) == session_id,
-            col(AuthSession.account_id) == account_id,
-            _live_clause(now, idle_timeout),
-            col(Account.is_active).is_(True),
-            col(Account.authz_version) == authz_version,
-        )
+    found = await session.scalars(
+        _LIVE_ACCOUNT,
+        {
+            "session_id": session_id,
+            "account_id": account_id,
+            "now": now,
+            "idle_cutoff": now - timedelta(seconds=idle_timeout),
+            "authz_version": authz_version,
+        },
     )
-    async with engine.connect() as conn:
-        return (await conn.execute(query)).first() is not None
+    return found.first() is not None
 
 
 async def _new_refresh_token(session: AsyncSession, session_id: uuid.UUID) -> str:
