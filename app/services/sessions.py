@@ -95,10 +95,28 @@ async def token_is_live(
     return found.first() is not None
 
 
-async def _new_refresh_token(session: AsyncSession, session_id: uuid.UUID) -> str:
-    token = secrets.token_urlsafe(32)
-    session.add(RefreshToken(token_hash=hash_refresh_token(token), session_id=session_id))
-    return token
+async def _issue(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    account: Account,
+    session_id: uuid.UUID,
+    scope: str,
+) -> TokenResponse:
+    """A new refresh token for the session (256 random bits, kept as a hash) and
+    an access token carrying `scope`."""
+    refresh_token = secrets.token_urlsafe(32)
+    session.add(RefreshToken(token_hash=hash_refresh_token(refresh_token), session_id=session_id))
+    await session.flush()
+    return TokenResponse(
+        access_token=_access_token(
+            settings=settings, keyring=keyring, account=account, session_id=session_id, scope=scope
+        ),
+        expires_in=settings.access_token_ttl_seconds,
+        refresh_token=refresh_token,
+        scope=scope,
+    )
 
 
 def _access_token(
@@ -144,18 +162,12 @@ async def start_session(
     )
     session.add(auth_session)
     await session.flush()
-    refresh_token = await _new_refresh_token(session, auth_session.id)
-    await session.flush()
-    return TokenResponse(
-        access_token=_access_token(
-            settings=settings,
-            keyring=keyring,
-            account=account,
-            session_id=auth_session.id,
-            scope=scope,
-        ),
-        expires_in=settings.access_token_ttl_seconds,
-        refresh_token=refresh_token,
+    return await _issue(
+        session,
+        settings=settings,
+        keyring=keyring,
+        account=account,
+        session_id=auth_session.id,
         scope=scope,
     )
 
@@ -218,20 +230,13 @@ async def refresh(
                 .values(last_used_at=now)
                 .execution_options(synchronize_session=False)
             )
-            new_refresh = await _new_refresh_token(session, auth_session.id)
-            await session.flush()
-            scope = format_scope(scopes)
-            return TokenResponse(
-                access_token=_access_token(
-                    settings=settings,
-                    keyring=keyring,
-                    account=account,
-                    session_id=auth_session.id,
-                    scope=scope,
-                ),
-                expires_in=settings.access_token_ttl_seconds,
-                refresh_token=new_refresh,
-                scope=scope,
+            return await _issue(
+                session,
+                settings=settings,
+                keyring=keyring,
+                account=account,
+                session_id=auth_session.id,
+                scope=format_scope(scopes),
             )
     # Reuse: the token was already spent (perhaps by a racing request a moment ago).
     await end_session(session, auth_session.id, reason="refresh_reuse")
