@@ -5,18 +5,15 @@ sees the admin, while the page asks nothing of any host but 127.0.0.1."""
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, IN_CI, ROOT, TEST_SECRET, migrate
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, IN_CI, migrate
+from tests.servers import serve, server_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,12 +28,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCOPES = ["me:read", "accounts:read"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def chromium_or_skip() -> str:
@@ -64,55 +55,9 @@ def served_app(tmp_path: Path) -> Iterator[str]:
     """A migrated SQLite database and the app on it as a real uvicorn process."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'gatehouse.db'}"
     migrate(database_url)
-    port = free_port()
-    env = {
-        **os.environ,
-        "GATEHOUSE_ENV": "development",
-        "GATEHOUSE_DATABASE_URL": database_url,
-        "GATEHOUSE_DATA_DIR": str(tmp_path / "data"),
-        "GATEHOUSE_SECRET_KEY": TEST_SECRET,
-        "GATEHOUSE_ADMIN_USERNAME": ADMIN_USERNAME,
-        "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "GATEHOUSE_ARGON2_TIME_COST": "1",
-        "GATEHOUSE_ARGON2_MEMORY_KIB": "1024",
-        "GATEHOUSE_ARGON2_PARALLELISM": "1",
-    }
-    log_path = tmp_path / "uvicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    env = server_env(database_url, tmp_path / "data")
+    with serve(env, log_path=tmp_path / "uvicorn.log") as base:
+        yield base
 
 
 def test_swagger_ui_authorises_with_the_admin_and_reads_its_account(tmp_path):

@@ -3,7 +3,6 @@ development makes its own secret once per data folder and keeps it."""
 
 import os
 import secrets
-import socket
 import stat
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 from app.core.config import Settings
 from tests.conftest import ROOT
+from tests.servers import free_port
 
 GOOD_SECRET = secrets.token_urlsafe(48)
 POSTGRES_URL = "postgresql+asyncpg://gatehouse@127.0.0.1:5432/gatehouse"
@@ -75,12 +75,6 @@ def test_production_refusal_does_not_print_the_secret(tmp_path: Path) -> None:
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert not any(GOOD_SECRET[i : i + 8] in output for i in range(len(GOOD_SECRET) - 7))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(

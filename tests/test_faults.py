@@ -3,14 +3,11 @@ initdb data folder and port, never the shared server) is stopped under a real
 uvicorn process; requests answer 503 with JSON in time, and service resumes by
 itself, with nothing lost, once the server is back."""
 
-import contextlib
 import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, ROOT, TEST_SECRET, migrate
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, migrate
+from tests.servers import free_port, serve, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +26,6 @@ DEADLINE_SECONDS = 10.0
 PG_BIN_CANDIDATES = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
 PG_BIN = Path(PG_BIN_CANDIDATES[0]) if PG_BIN_CANDIDATES else None
 USER_PASSWORD = "a perfectly fine passphrase"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def as_postgres(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -134,62 +126,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def uvicorn_app(database_url: str, data_dir: Path) -> Iterator[str]:
-    """The app as a real uvicorn process on 127.0.0.1; yields its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "GATEHOUSE_ENV": "development",
-        "GATEHOUSE_DATABASE_URL": database_url,
-        "GATEHOUSE_DATA_DIR": str(data_dir),
-        "GATEHOUSE_SECRET_KEY": TEST_SECRET,
-        "GATEHOUSE_ADMIN_USERNAME": ADMIN_USERNAME,
-        "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "GATEHOUSE_ARGON2_TIME_COST": "1",
-        "GATEHOUSE_ARGON2_MEMORY_KIB": "1024",
-        "GATEHOUSE_ARGON2_PARALLELISM": "1",
-        "GATEHOUSE_DB_TIMEOUT_SECONDS": "2",
-    }
-    log = (data_dir / "uvicorn.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-server-header",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (data_dir / "uvicorn.log").read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
-
-
 def timed(call, *args, **kwargs) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     response = call(*args, timeout=DEADLINE_SECONDS + 5, **kwargs)
@@ -213,7 +149,11 @@ def token_form(username: str, password: str) -> dict[str, str]:
 def test_a_database_outage_answers_503_and_service_resumes_with_nothing_lost(
     private_postgres, tmp_path
 ):
-    with uvicorn_app(private_postgres.url, tmp_path) as base, httpx.Client(base_url=base) as http:
+    env = server_env(private_postgres.url, tmp_path, GATEHOUSE_DB_TIMEOUT_SECONDS="2")
+    with (
+        serve(env, log_path=tmp_path / "uvicorn.log") as base,
+        httpx.Client(base_url=base) as http,
+    ):
         # Before the outage: an admin token, and data written through the API.
         admin = http.post("/auth/token", data=token_form(ADMIN_USERNAME, ADMIN_PASSWORD))
         assert admin.status_code == 200, admin.text

@@ -3,15 +3,9 @@ requests for every operation of the service's own OpenAPI document and sends the
 with a valid admin token, to the app served by a real uvicorn process on each
 database. No answer may be a 5xx."""
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +15,8 @@ from schemathesis.checks import not_a_server_error
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, ROOT, TEST_SECRET, migrate
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_SECRET, migrate
+from tests.servers import serve, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -30,68 +25,12 @@ pytestmark = pytest.mark.slow
 MAX_EXAMPLES = 100
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def uvicorn_app(database_url: str, data_dir: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "GATEHOUSE_ENV": "development",
-        "GATEHOUSE_DATABASE_URL": database_url,
-        "GATEHOUSE_DATA_DIR": str(data_dir),
-        "GATEHOUSE_SECRET_KEY": TEST_SECRET,
-        "GATEHOUSE_ADMIN_USERNAME": ADMIN_USERNAME,
-        "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "GATEHOUSE_ARGON2_TIME_COST": "1",
-        "GATEHOUSE_ARGON2_MEMORY_KIB": "1024",
-        "GATEHOUSE_ARGON2_PARALLELISM": "1",
-        # The fuzzer fails logins and signs up by the thousand from one address;
-        # throttling would turn the rest of the run into 429s (it is tested elsewhere).
-        "GATEHOUSE_LOGIN_MAX_FAILURES": "1000000",
-        "GATEHOUSE_SIGNUP_MAX_PER_HOUR": "1000000",
-    }
-    log_path = data_dir / "uvicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+# The fuzzer fails logins and signs up by the thousand from one address; throttling
+# would turn the rest of the run into 429s (it is tested elsewhere).
+UNTHROTTLED = {
+    "GATEHOUSE_LOGIN_MAX_FAILURES": "1000000",
+    "GATEHOUSE_SIGNUP_MAX_PER_HOUR": "1000000",
+}
 
 
 class FuzzTarget:
@@ -150,7 +89,9 @@ def fuzz_target(request, tmp_path_factory) -> Iterator[FuzzTarget]:
     database_url = factory()
     migrate(database_url)
     started = time.monotonic()
-    with uvicorn_app(database_url, tmp_path_factory.mktemp(f"fuzz-{backend}")) as base:
+    data_dir = tmp_path_factory.mktemp(f"fuzz-{backend}")
+    env = server_env(database_url, data_dir, **UNTHROTTLED)
+    with serve(env, log_path=data_dir / "uvicorn.log") as base:
         target = FuzzTarget(base)
         served = httpx.get(f"{base}/openapi.json", timeout=10).json()
         assert served == OPENAPI, "the fuzzed document is not the one the app serves"

@@ -3,71 +3,20 @@ the other refuses on the very next request, and a refresh token is single-use
 across both."""
 
 import asyncio
-import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, ROOT, migrate, unique_name
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, migrate, unique_name
 from tests.factories import PASSWORD, bearer
+from tests.servers import serve, server_env
 
 pytestmark = pytest.mark.postgres_only
 
-START_TIMEOUT_SECONDS = 30
 REQUEST_TIMEOUT_SECONDS = 10
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    uvicorn = str(Path(sys.executable).with_name("uvicorn"))
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own venv
-            [uvicorn, "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    with httpx.Client(base_url=base_url, timeout=2, trust_env=False) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            try:
-                if http.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError(f"{base_url} did not become healthy:\n{log.read_text()[-3000:]}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -79,31 +28,12 @@ def instances(
     url = pg_database_factory()
     migrate(url)
     tmp = tmp_path_factory.mktemp("instances")
-    env = {
-        **os.environ,
-        "GATEHOUSE_ENV": "development",
-        "GATEHOUSE_DATABASE_URL": url,
-        "GATEHOUSE_SECRET_KEY": secrets.token_urlsafe(36)[:48],
-        "GATEHOUSE_ADMIN_USERNAME": ADMIN_USERNAME,
-        "GATEHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "GATEHOUSE_ARGON2_TIME_COST": "1",
-        "GATEHOUSE_ARGON2_MEMORY_KIB": "1024",
-        "GATEHOUSE_ARGON2_PARALLELISM": "1",
-        "GATEHOUSE_DATA_DIR": str(tmp / "data"),
-    }
-    processes: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
-    try:
-        for name in ("a", "b"):
-            log = tmp / f"{name}.log"
-            process, base_url = _start(env, log)
-            processes.append(process)
-            _wait_healthy(process, base_url, log)
-            urls.append(base_url)
-        yield urls[0], urls[1]
-    finally:
-        for process in processes:
-            _stop(process)
+    env = server_env(url, tmp / "data", GATEHOUSE_SECRET_KEY=secrets.token_urlsafe(36)[:48])
+    with (
+        serve(env, log_path=tmp / "a.log") as url_a,
+        serve(env, log_path=tmp / "b.log") as url_b,
+    ):
+        yield url_a, url_b
 
 
 def _http(base_url: str) -> httpx.AsyncClient:

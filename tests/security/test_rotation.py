@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from tests.conftest import ROOT, TEST_SECRET
 from tests.factories import PASSWORD, bearer, create_user, login
 from tests.security.forgery import header_of
 from tests.security.keyset import set_retire_at, stored_key
+from tests.servers import serve
 
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")
 
@@ -142,12 +142,6 @@ async def test_second_instance_signs_with_the_new_key_after_its_periodic_refresh
 # Real processes: two uvicorn instances on one PostgreSQL database, rotated by the script.
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _service_env(database_url: str, tmp_path, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -161,29 +155,6 @@ def _service_env(database_url: str, tmp_path, **extra: str) -> dict[str, str]:
     }
 
 
-async def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as http:
-        for _ in range(150):
-            try:
-                if (await http.get(f"{url}/healthz")).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise AssertionError("uvicorn did not start")
-
-
 @pytest.mark.postgres_only
 @pytest.mark.slow
 async def test_rotation_script_reaches_running_instances_without_restart(
@@ -191,18 +162,23 @@ async def test_rotation_script_reaches_running_instances_without_restart(
 ):
     if backend != "postgresql":
         pytest.skip("two service processes share a PostgreSQL database")
-    a, a_url = await _serve(
-        _service_env(database_url, tmp_path, GATEHOUSE_KEY_REFRESH_SECONDS="0.5")
-    )
-    b, b_url = await _serve(
-        _service_env(
-            database_url,
-            tmp_path,
-            GATEHOUSE_KEY_REFRESH_SECONDS="3600",
-            GATEHOUSE_KEY_RELOAD_MIN_INTERVAL_SECONDS="0.5",
-        )
-    )
-    try:
+    with (
+        serve(
+            _service_env(database_url, tmp_path, GATEHOUSE_KEY_REFRESH_SECONDS="0.5"),
+            log_path=tmp_path / "a.log",
+            startup_timeout=15,
+        ) as a_url,
+        serve(
+            _service_env(
+                database_url,
+                tmp_path,
+                GATEHOUSE_KEY_REFRESH_SECONDS="3600",
+                GATEHOUSE_KEY_RELOAD_MIN_INTERVAL_SECONDS="0.5",
+            ),
+            log_path=tmp_path / "b.log",
+            startup_timeout=15,
+        ) as b_url,
+    ):
         async with httpx.AsyncClient(base_url=a_url) as on_a, httpx.AsyncClient() as http:
             account, before = await create_user(on_a)
             rotated = subprocess.run(
@@ -227,10 +203,6 @@ async def test_rotation_script_reaches_running_instances_without_restart(
                 f"{b_url}/accounts/me", headers=bearer(before["access_token"])
             )
             old_on_a = await on_a.get("/accounts/me", headers=bearer(before["access_token"]))
-    finally:
-        for process in (a, b):
-            process.terminate()
-            process.wait(timeout=10)
     assert new_on_b.status_code == 200
     assert old_on_b.status_code == 200
     assert old_on_a.status_code == 200
