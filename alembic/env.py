@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import Settings
-from app.models import SQLModel
+from app.tables import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -20,13 +20,14 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import SecurityScopes
 
-from app.api.deps import SessionDep
-from app.api.routes.accounts import read_own_account
+from app.accounts.routes import read_own_account
+from app.accounts.schemas import AccountPublic
+from app.authz.catalogue import Principal, parse_scope
+from app.authz.dependencies import oauth2_scheme
+from app.core.db import DbSession
 from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated
+from app.crypto.jwt import TokenError
 from app.main import create_app
-from app.schemas import AccountPublic
-from app.security.scopes import Principal, oauth2_scheme, parse_scope
-from app.security.tokens import TokenError
 
 app = create_app()
 
@@ -41,7 +42,7 @@ async def verify_token_only(
     if not token:
         raise NotAuthenticated(scope=needed)
     try:
-        claims = await request.app.state.keyring.verify(token)
+        claims = await request.app.state.gatehouse.keyring.verify(token)
         principal = Principal(
             account_id=uuid.UUID(claims["sub"]),
             session_id=uuid.UUID(claims["sid"]),
@@ -59,7 +60,7 @@ TokenOnlyMeRead = Annotated[Principal, Security(verify_token_only, scopes=["me:r
 
 @app.get("/bench/me-token-only", response_model=AccountPublic, include_in_schema=False)
 async def read_own_account_token_only(
-    principal: TokenOnlyMeRead, session: SessionDep
+    principal: TokenOnlyMeRead, session: DbSession
 ) -> AccountPublic:
     """`GET /accounts/me` with the token verified but its session not looked up."""
     return await read_own_account(principal, session)

@@ -15,8 +15,8 @@ from typing import Any
 
 from jose import jwk
 
-from app.security import tokens
-from app.security.keys import generate_private_key
+from app.crypto import jwt as tokens
+from app.crypto.sealing import generate_private_key
 from scripts.bench_report import Section, rate, us
 from scripts.bench_server import BenchConfig
 

@@ -10,11 +10,11 @@ import asyncio
 import secrets
 import sys
 
+from app.accounts import service as accounts_service
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import GatehouseError
-from app.security.passwords import PasswordHasher
-from app.services import auth as auth_service
+from app.crypto.passwords import PasswordHasher
 
 
 async def main(if_none: bool) -> int:
@@ -30,7 +30,7 @@ async def main(if_none: bool) -> int:
     )
     try:
         async with create_sessionmaker(engine)() as session:
-            created = await auth_service.bootstrap_admin(
+            created = await accounts_service.bootstrap_admin(
                 session, hasher=hasher, username=username, password=password
             )
             await session.commit()

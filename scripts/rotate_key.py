@@ -20,9 +20,10 @@ from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
-from app.models import SigningKey
-from app.models.base import utcnow
-from app.security.keys import create_key, decrypt_private_key
+from app.core.models import utcnow
+from app.crypto.sealing import decrypt_private_key
+from app.signing_keys.service import create_key
+from app.tables import SigningKey
 
 
 def _opens(secret: bytes, row: SigningKey) -> bool:

@@ -21,13 +21,13 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.accounts.service import username_key
+from app.authz.catalogue import USER_ROLE
 from app.core.config import Settings
 from app.core.db import create_engine
-from app.models import Account, AccountRole
-from app.models.base import utcnow, uuid7
-from app.security.passwords import PasswordHasher
-from app.security.scopes import USER_ROLE
-from app.services.accounts import username_key
+from app.core.models import utcnow, uuid7
+from app.crypto.passwords import PasswordHasher
+from app.tables import Account, AccountRole
 
 PREFIX = "bench_"
 WIDTH = 6

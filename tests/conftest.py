@@ -23,9 +23,9 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.authz.catalogue import BUILTIN_ROLES
 from app.core.config import Settings
 from app.main import create_app
-from app.security.scopes import BUILTIN_ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("GATEHOUSE_TEST_PG_HOST", "127.0.0.1")

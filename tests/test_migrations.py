@@ -12,8 +12,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.models import SQLModel
-from app.security.scopes import BUILTIN_ROLES, BUILTIN_SCOPES
+from app.authz.catalogue import BUILTIN_ROLES, BUILTIN_SCOPES
+from app.tables import SQLModel
 from tests.conftest import downgrade, migrate
 
 TABLES = {

@@ -1,9 +1,12 @@
-"""One async engine per process and one session per request."""
+"""One async engine per process, one session per request, and the one helper
+for flows that must give their connection back before slow work."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -71,12 +74,46 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def get_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
-    """The request's session: commits when the route returns, rolls back on error."""
-    async with conn.app.state.sessionmaker() as session:
+async def get_db(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    """The request's session: commits when the route returns, rolls back on error.
+    Services only flush; this is where the request's work becomes durable."""
+    async with conn.app.state.sessionmaker() as db:
         try:
-            yield session
-            await session.commit()
+            yield db
+            await db.commit()
         except BaseException:
-            await session.rollback()
+            await db.rollback()
             raise
+
+
+# "function" scope: the session commits before the response is sent, so a client
+# never sees success for a change that then fails to commit.
+DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+
+async def release_connection(db: AsyncSession) -> None:
+    """End the request's open transaction (reads only, by then) so its connection
+    goes back to the pool before a slow step; see `released_after`."""
+    await db.commit()
+
+
+@asynccontextmanager
+async def released_after(db: AsyncSession) -> AsyncIterator[None]:
+    """Run the block in a transaction of its own and commit it at once, so the
+    connection goes back to the pool when the block ends.
+
+    For the flows that check or hash a password (login, signup, password change,
+    account creation): argon2 takes a quarter of a second on purpose, and a burst
+    of logins holding connections meanwhile would drain the pool that every
+    protected request needs (SQLite has a single connection). Whatever the request
+    had open before is committed first; what the block writes is kept even when
+    the flow then fails (a counted failure, a lockout, an audit entry of a reused
+    token), because the error raised afterwards rolls back only later work. No
+    other code commits."""
+    await release_connection(db)
+    try:
+        yield
+    except BaseException:
+        await db.rollback()
+        raise
+    await db.commit()

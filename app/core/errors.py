@@ -48,13 +48,12 @@ class Invalid(GatehouseError):
     status_code = 422
     detail = "Invalid input"
 
-    def __init__(self, detail: str, *, field: str | None = None):
+    def __init__(self, detail: str, *, field: str | None = None, location: str = "body"):
         super().__init__(detail)
-        self.field = field
+        self.loc = [location, field] if field else [location]
 
     def body(self) -> dict[str, Any]:
-        loc = ["body", self.field] if self.field else ["body"]
-        return {"detail": [{"loc": loc, "msg": self.detail, "type": "value_error"}]}
+        return {"detail": [{"loc": self.loc, "msg": self.detail, "type": "value_error"}]}
 
 
 class Unavailable(GatehouseError):
@@ -111,27 +110,9 @@ class InsufficientScope(GatehouseError):
         )
 
 
-class OAuthError(GatehouseError):
-    """RFC 6749 §5.2 errors of the token endpoint."""
-
-    def __init__(self, error: str, description: str, *, status_code: int = 400, **headers: str):
-        super().__init__(description, headers=headers)
-        self.error = error
-        self.status_code = status_code
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.error, "error_description": self.detail}
-
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(GatehouseError, exc)
-    headers = dict(exc.headers)
-    if isinstance(exc, OAuthError) or request.url.path == "/auth/token":
-        headers.update(NO_STORE)
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -146,6 +146,7 @@ class SecurityHeaders:
                     )
                 if is_auth:
                     headers.setdefault("Cache-Control", "no-store")
+                    headers.setdefault("Pragma", "no-cache")
                 if self.hsts:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000")
             await send(message)

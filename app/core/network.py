@@ -1,8 +1,12 @@
-"""The client's address, believing X-Forwarded-For only from configured proxies."""
+"""Where a request came from: the client's address (believing X-Forwarded-For
+only from configured proxies) and user agent."""
 
 import ipaddress
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated
 
+from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -50,3 +54,18 @@ def client_ip(conn: HTTPConnection) -> str | None:
         if not _is_trusted(hop, networks):
             return _canonical(hop) or peer
     return (_canonical(hops[0]) if hops else None) or peer
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOrigin:
+    """Where a request came from, for sessions, throttling and the audit log."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+def request_origin(conn: HTTPConnection) -> RequestOrigin:
+    return RequestOrigin(ip=client_ip(conn), user_agent=conn.headers.get("user-agent"))
+
+
+OriginDep = Annotated[RequestOrigin, Depends(request_origin)]

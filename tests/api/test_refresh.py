@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from app.models import AuthSession
+from app.tables import AuthSession
 from tests.factories import admin_login, bearer, create_user, login, refresh, signup
 
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from app.models import AuthSession, RefreshToken
-from app.services import sessions as sessions_service
+from app.sessions import service as sessions_service
+from app.tables import AuthSession, RefreshToken
 from tests.factories import PASSWORD, admin_login, bearer, create_user, login, refresh, signup
 
 NEW_PASSWORD = "another entirely fine passphrase"

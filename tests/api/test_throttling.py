@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.models import LoginThrottle
+from app.tables import LoginThrottle
 from tests.conftest import unique_name
 from tests.factories import PASSWORD, admin_login, bearer, signup
 

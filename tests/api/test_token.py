@@ -64,7 +64,7 @@ async def test_access_token_header_names_the_signing_key_and_type(
     client: httpx.AsyncClient,
 ) -> None:
     _, issued = await create_user(client)
-    signer = client.app.state.keyring.signer  # type: ignore[attr-defined]
+    signer = client.app.state.gatehouse.keyring.signer  # type: ignore[attr-defined]
     header = pyjwt.get_unverified_header(issued["access_token"])
     assert header["alg"] == signer.alg
     assert header["kid"] == signer.kid

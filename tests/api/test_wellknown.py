@@ -23,7 +23,7 @@ async def test_jwks_publishes_the_signing_key_with_public_members_only(
 ):
     async with make_client(signing_algorithm=algorithm) as client:
         response = await client.get("/.well-known/jwks.json")
-        kid = client.app.state.keyring.signer.kid
+        kid = client.app.state.gatehouse.keyring.signer.kid
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     keys = {k["kid"]: k for k in response.json()["keys"]}

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.models.base import utcnow
+from app.core.models import utcnow
 from tests.conftest import ROOT, TEST_SECRET
 from tests.factories import bearer, create_user
 from tests.security.forgery import header_of
@@ -48,7 +48,7 @@ async def test_rotate_key_prints_the_new_kid_and_old_keys_retirement(
     make_client, database_url, tmp_path
 ):
     async with make_client() as client:
-        old_kid = client.app.state.keyring.signer.kid
+        old_kid = client.app.state.gatehouse.keyring.signer.kid
     result = rotate_key(database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     new_kid = result.stdout.split("kid=", 1)[1].split()[0]
@@ -95,7 +95,7 @@ async def test_retire_expired_deletes_only_keys_past_their_retirement(
     make_client, database_url, tmp_path
 ):
     async with make_client() as client:
-        current = client.app.state.keyring.signer.kid
+        current = client.app.state.gatehouse.keyring.signer.kid
     first = rotate_key(database_url, tmp_path)
     retiring = first.stdout.split("kid=", 1)[1].split()[0]
     rotate_key(database_url, tmp_path)

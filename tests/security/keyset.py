@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from app.models import SigningKey
-from app.security.keys import decrypt_private_key
+from app.crypto.sealing import decrypt_private_key
+from app.tables import SigningKey
 from tests.conftest import TEST_SECRET
 
 TABLE = SigningKey.__table__  # type: ignore[attr-defined]

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.core.db import create_engine, create_sessionmaker
-from app.models import SigningKey
-from app.security.keys import KeyRing
+from app.signing_keys.service import KeyRing
+from app.tables import SigningKey
 from tests.conftest import make_settings, migrate
 
 

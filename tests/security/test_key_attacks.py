@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from app.models.base import utcnow
+from app.core.models import utcnow
 from tests.factories import bearer, create_user
 from tests.security.forgery import (
     b64url,

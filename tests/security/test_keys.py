@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.db import create_sessionmaker
-from app.models.base import utcnow
-from app.security import tokens
-from app.security.keys import KeyRing, create_key, decrypt_private_key
-from app.security.tokens import TokenError
+from app.core.models import utcnow
+from app.crypto import jwt as tokens
+from app.crypto.jwt import TokenError
+from app.crypto.sealing import decrypt_private_key
+from app.signing_keys.service import KeyRing, create_key
 from tests.conftest import TEST_SECRET, make_settings
 from tests.factories import bearer, create_user
 from tests.security.forgery import b64decode, b64url, claims_of, header_of, hs256_token
@@ -26,7 +27,7 @@ OTHER_SECRET = "another-secret-" + "Zq8Wm3Lp" * 5
 
 
 async def test_stored_private_key_is_ciphertext_not_pem(client, database_url):
-    row = await stored_key(database_url, client.app.state.keyring.signer.kid)
+    row = await stored_key(database_url, client.app.state.gatehouse.keyring.signer.kid)
     assert row.private_key.startswith("v1.")
     assert "PRIVATE KEY" not in row.private_key
     assert "-----BEGIN" not in row.private_key
@@ -35,7 +36,7 @@ async def test_stored_private_key_is_ciphertext_not_pem(client, database_url):
 async def test_stored_private_key_decrypts_to_the_signing_key_with_the_right_secret(
     client, database_url
 ):
-    signer = client.app.state.keyring.signer
+    signer = client.app.state.gatehouse.keyring.signer
     row = await stored_key(database_url, signer.kid)
     pem = decrypt_private_key(TEST_SECRET.encode(), signer.kid, row.private_key)
     assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
@@ -45,14 +46,14 @@ async def test_stored_private_key_decrypts_to_the_signing_key_with_the_right_sec
 
 
 async def test_stored_private_key_does_not_decrypt_with_another_secret(client, database_url):
-    kid = client.app.state.keyring.signer.kid
+    kid = client.app.state.gatehouse.keyring.signer.kid
     row = await stored_key(database_url, kid)
     with pytest.raises(InvalidTag):
         decrypt_private_key(OTHER_SECRET.encode(), kid, row.private_key)
 
 
 async def test_stored_private_key_is_bound_to_its_kid(client, database_url):
-    kid = client.app.state.keyring.signer.kid
+    kid = client.app.state.gatehouse.keyring.signer.kid
     row = await stored_key(database_url, kid)
     with pytest.raises(InvalidTag):
         decrypt_private_key(TEST_SECRET.encode(), "another-kid", row.private_key)
@@ -61,7 +62,7 @@ async def test_stored_private_key_is_bound_to_its_kid(client, database_url):
 async def test_keyring_with_another_secret_logs_and_skips_the_key(
     client, database_url, tmp_path, caplog
 ):
-    kid = client.app.state.keyring.signer.kid
+    kid = client.app.state.gatehouse.keyring.signer.kid
     engine = create_async_engine(database_url)
     ring = KeyRing(
         make_settings(database_url, tmp_path, secret_key=OTHER_SECRET), create_sessionmaker(engine)
@@ -82,7 +83,7 @@ async def test_instance_keeps_signing_when_the_newest_key_is_sealed_with_another
     client, database_url, tmp_path
 ):
     # e.g. a rotation run with the wrong GATEHOUSE_SECRET_KEY
-    ring = client.app.state.keyring
+    ring = client.app.state.gatehouse.keyring
     async with client.app.state.sessionmaker() as session, session.begin():
         await create_key(session, make_settings(database_url, tmp_path, secret_key=OTHER_SECRET))
     await ring.reload()
@@ -92,7 +93,7 @@ async def test_instance_keeps_signing_when_the_newest_key_is_sealed_with_another
 
 
 async def test_reload_does_not_parse_known_keys_again(client, monkeypatch):
-    ring = client.app.state.keyring
+    ring = client.app.state.gatehouse.keyring
     signer = ring.signer
     parsed: list[str] = []
     real_load_key = tokens.load_key
@@ -112,7 +113,7 @@ async def test_flood_of_unknown_kids_reloads_the_key_set_at_most_once_per_interv
     make_client, monkeypatch
 ):
     async with make_client(key_reload_min_interval_seconds=1.0) as client:
-        ring = client.app.state.keyring
+        ring = client.app.state.gatehouse.keyring
         reloads = 0
         real_reload = ring.reload
 
@@ -140,7 +141,7 @@ async def test_flood_of_unknown_kids_reloads_the_key_set_at_most_once_per_interv
 @pytest.mark.parametrize(("algorithm", "kty"), [("RS256", "RSA"), ("ES256", "EC"), ("HS256", None)])
 async def test_each_algorithm_signs_tokens_that_the_service_accepts(make_client, algorithm, kty):
     async with make_client(signing_algorithm=algorithm) as client:
-        signer = client.app.state.keyring.signer
+        signer = client.app.state.gatehouse.keyring.signer
         account, issued = await create_user(client)
         response = await client.get("/accounts/me", headers=bearer(issued["access_token"]))
     header = header_of(issued["access_token"])
@@ -167,7 +168,7 @@ async def test_each_algorithm_rejects_a_token_with_a_tampered_signature(make_cli
 
 async def test_hs256_secret_is_never_published(make_client):
     async with make_client(signing_algorithm="HS256") as client:
-        kid = client.app.state.keyring.signer.kid
+        kid = client.app.state.gatehouse.keyring.signer.kid
         keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
     assert kid not in {k["kid"] for k in keys}
     assert all(k["kty"] != "oct" and "k" not in k for k in keys)
@@ -175,7 +176,7 @@ async def test_hs256_secret_is_never_published(make_client):
 
 async def test_jwks_is_empty_when_only_hs256_keys_are_live(make_client, database_url):
     async with make_client(signing_algorithm="HS256") as client:
-        ring = client.app.state.keyring
+        ring = client.app.state.gatehouse.keyring
         for key in ring.public_jwks()["keys"]:  # asymmetric keys still retiring
             await set_retire_at(database_url, key["kid"], utcnow() - timedelta(seconds=1))
         await ring.reload()

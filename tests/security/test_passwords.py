@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from app.core.config import Settings
-from app.models import Account
-from app.security.passwords import (
+from app.crypto.passwords import (
     MAX_LENGTH,
     HasherBusy,
     PasswordHasher,
     common_passwords,
     policy_violation,
 )
+from app.tables import Account
 from tests.conftest import AppFactory
 from tests.factories import PASSWORD, login, signup
 

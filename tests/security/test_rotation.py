@@ -10,8 +10,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from app.models.base import utcnow
-from app.security.keys import create_key
+from app.core.models import utcnow
+from app.signing_keys.service import create_key
 from tests.conftest import ROOT, TEST_SECRET
 from tests.factories import PASSWORD, bearer, create_user, login
 from tests.security.forgery import header_of
@@ -26,7 +26,7 @@ async def rotate(client: httpx.AsyncClient) -> str:
     app = client.app  # type: ignore[attr-defined]
     async with app.state.sessionmaker() as session, session.begin():
         key = await create_key(session, app.state.settings)
-    await app.state.keyring.reload()
+    await app.state.gatehouse.keyring.reload()
     return key.kid
 
 
@@ -52,7 +52,7 @@ async def test_tokens_issued_after_a_rotation_carry_the_new_kid(client):
 
 
 async def test_jwks_publishes_old_and_new_keys_until_the_old_one_retires(client, database_url):
-    old_kid = client.app.state.keyring.signer.kid
+    old_kid = client.app.state.gatehouse.keyring.signer.kid
     new_kid = await rotate(client)
     assert {old_kid, new_kid} <= await published_kids(client)
     assert (await stored_key(database_url, old_kid)).retire_at > utcnow()
@@ -63,7 +63,7 @@ async def test_old_key_retires_only_after_its_last_tokens_can_have_expired(clien
     # Other instances sign with the old key until their next refresh; those
     # tokens must stay valid for their whole lifetime.
     settings = client.app.state.settings
-    old_kid = client.app.state.keyring.signer.kid
+    old_kid = client.app.state.gatehouse.keyring.signer.kid
     rotated_at = utcnow()
     await rotate(client)
     retire_at = (await stored_key(database_url, old_kid)).retire_at
@@ -78,17 +78,17 @@ async def test_retired_key_no_longer_verifies(client, database_url):
     old_kid = header_of(before["access_token"])["kid"]
     await rotate(client)
     await set_retire_at(database_url, old_kid, utcnow() - timedelta(seconds=1))
-    await client.app.state.keyring.reload()
+    await client.app.state.gatehouse.keyring.reload()
     response = await client.get("/accounts/me", headers=bearer(before["access_token"]))
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
 async def test_retired_key_is_no_longer_published(client, database_url):
-    old_kid = client.app.state.keyring.signer.kid
+    old_kid = client.app.state.gatehouse.keyring.signer.kid
     new_kid = await rotate(client)
     await set_retire_at(database_url, old_kid, utcnow() - timedelta(seconds=1))
-    await client.app.state.keyring.reload()
+    await client.app.state.gatehouse.keyring.reload()
     kids = await published_kids(client)
     assert old_kid not in kids
     assert new_kid in kids
@@ -101,7 +101,7 @@ async def test_key_passing_its_retirement_time_stops_verifying_without_a_reload(
     old_kid = header_of(before["access_token"])["kid"]
     await rotate(client)
     await set_retire_at(database_url, old_kid, utcnow() + timedelta(seconds=1))
-    await client.app.state.keyring.reload()
+    await client.app.state.gatehouse.keyring.reload()
     assert old_kid in await published_kids(client)
     await asyncio.sleep(1.1)
     response = await client.get("/accounts/me", headers=bearer(before["access_token"]))
@@ -111,7 +111,7 @@ async def test_key_passing_its_retirement_time_stops_verifying_without_a_reload(
 
 async def test_second_instance_accepts_a_token_from_a_key_created_after_it_started(make_client):
     async with make_client() as a, make_client(key_refresh_seconds=3600) as b:
-        old_kid = b.app.state.keyring.signer.kid
+        old_kid = b.app.state.gatehouse.keyring.signer.kid
         account, before = await create_user(a)
         new_kid = await rotate(a)
         after = await login(a, account["username"])

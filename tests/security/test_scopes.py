@@ -10,8 +10,9 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
+from app.authz.catalogue import BUILTIN_SCOPES, format_scope, holds_all, parse_scope
+from app.authz.dependencies import require_scopes
 from app.main import app
-from app.security.scopes import BUILTIN_SCOPES, format_scope, holds_all, parse_scope, require_scopes
 
 PUBLIC_PATHS = {
     "/healthz",

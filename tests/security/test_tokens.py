@@ -15,9 +15,9 @@ import httpx
 import jwt as pyjwt
 import pytest
 
-from app.security import tokens
-from app.security.keys import generate_private_key
-from app.security.tokens import KeyPair, TokenError
+from app.crypto import jwt as tokens
+from app.crypto.jwt import KeyPair, TokenError
+from app.crypto.sealing import generate_private_key
 from tests.factories import admin_login, bearer, create_user, refresh
 
 INVALID_TOKEN = 'Bearer error="invalid_token", scope="me:read"'
@@ -67,7 +67,7 @@ def assert_invalid_token(response: httpx.Response) -> None:
 
 @pytest.fixture
 def pair(client: httpx.AsyncClient) -> KeyPair:
-    return client.app.state.keyring.signer  # type: ignore[attr-defined,no-any-return]
+    return client.app.state.gatehouse.keyring.signer  # type: ignore[attr-defined,no-any-return]
 
 
 @pytest.fixture

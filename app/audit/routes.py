@@ -1,0 +1,27 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.audit import service as audit_service
+from app.audit.schemas import AuditPublic
+from app.authz.dependencies import AUTH_ERRORS, AuditRead
+from app.core.db import DbSession
+from app.core.schemas import NO_NUL, Page
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+@router.get("", response_model=Page[AuditPublic], responses=AUTH_ERRORS)
+async def list_audit_events(
+    _: AuditRead,
+    db: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    actor: uuid.UUID | None = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+) -> Page[AuditPublic]:
+    """The audit log, newest first."""
+    return await audit_service.list_events(
+        db, limit=limit, cursor=cursor, actor=actor, action=action
+    )

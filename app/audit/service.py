@@ -1,0 +1,71 @@
+"""The audit log: append-only rows written in the transaction they describe, by
+the service that makes the change."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.audit.models import AuditEvent
+from app.audit.schemas import AuditPublic
+from app.core.pagination import decode_cursor, keyset_page
+from app.core.schemas import Page
+
+# Keys that must never reach the log, however a caller builds `detail`.
+_SECRET_KEYS = frozenset(
+    {"password", "new_password", "current_password", "token", "refresh_token", "access_token"}
+)
+
+
+async def record(
+    db: AsyncSession,
+    *,
+    action: str,
+    actor: uuid.UUID | None = None,
+    target: str | None = None,
+    ip: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    clean = {k: v for k, v in (detail or {}).items() if k not in _SECRET_KEYS}
+    db.add(AuditEvent(action=action, actor_id=actor, target=target, ip=ip, detail=clean))
+    await db.flush()
+
+
+def _event_id(value: str) -> int:
+    event_id = int(value)
+    if not 0 < event_id < 2**63:  # beyond a BIGINT the databases fail, not compare
+        raise ValueError(value)
+    return event_id
+
+
+async def list_events(
+    db: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None,
+    actor: uuid.UUID | None,
+    action: str | None,
+) -> Page[AuditPublic]:
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit + 1)
+    if cursor:
+        query = query.where(col(AuditEvent.id) < decode_cursor(cursor, _event_id))
+    if actor is not None:
+        query = query.where(col(AuditEvent.actor_id) == actor)
+    if action:
+        query = query.where(col(AuditEvent.action) == action)
+    rows, next_cursor = keyset_page((await db.scalars(query)).all(), limit, lambda r: str(r.id))
+    items = [
+        AuditPublic(
+            id=r.id or 0,
+            time=r.time,
+            actor=r.actor_id,
+            action=r.action,
+            target=r.target,
+            ip=r.ip,
+            detail=r.detail,
+        )
+        for r in rows
+    ]
+    return Page[AuditPublic](items=items, next_cursor=next_cursor)

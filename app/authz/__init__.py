@@ -1,0 +1,1 @@
+"""Authorisation: the scope catalogue, who a token speaks for, and the gate."""

@@ -1,0 +1,7 @@
+"""Grants of the token endpoint, one module each; importing this package
+registers them all in `base.GRANTS`."""
+
+from app.oauth.grants import password, refresh_token
+from app.oauth.grants.base import GRANTS, TokenRequest
+
+__all__ = ["GRANTS", "TokenRequest", "password", "refresh_token"]

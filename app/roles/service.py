@@ -1,0 +1,358 @@
+"""Roles, the scope catalogue, role assignment and effective scopes, with the
+guardrails: nobody grants what they do not hold, built-ins stay, the last admin
+stays. Every change here invalidates the access tokens it affects (the account's
+`authz_version`) and writes its audit event."""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.accounts.models import Account
+from app.audit import service as audit
+from app.authz.catalogue import ADMIN_ROLE, holds_all
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.roles.models import AccountRole, Role, RoleScope, Scope
+from app.roles.schemas import RolePublic, ScopePublic
+
+
+async def _scopes_of(db: AsyncSession, names: Sequence[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = defaultdict(list)
+    rows = await db.execute(
+        select(col(RoleScope.role_name), col(RoleScope.scope_name))
+        .where(col(RoleScope.role_name).in_(names))
+        .order_by(col(RoleScope.scope_name))
+    )
+    for role, scope in rows.all():
+        result[role].append(scope)
+    return result
+
+
+async def roles_and_scopes(
+    db: AsyncSession, account_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[list[str], list[str]]]:
+    """Roles and effective scopes of many accounts in one query."""
+    if not account_ids:
+        return {}
+    rows = (
+        await db.execute(
+            select(
+                col(AccountRole.account_id),
+                col(AccountRole.role_name),
+                col(RoleScope.scope_name),
+            )
+            .outerjoin(RoleScope, col(RoleScope.role_name) == col(AccountRole.role_name))
+            .where(col(AccountRole.account_id).in_(account_ids))
+        )
+    ).all()
+    roles: dict[uuid.UUID, set[str]] = defaultdict(set)
+    held: dict[uuid.UUID, set[str]] = defaultdict(set)
+    for account_id, role, scope in rows:
+        roles[account_id].add(role)
+        if scope is not None:
+            held[account_id].add(scope)
+    return {i: (sorted(roles[i]), sorted(held[i])) for i in account_ids}
+
+
+async def effective_scopes(db: AsyncSession, account_id: uuid.UUID) -> tuple[set[str], bool]:
+    """The account's scopes now, and whether it holds the admin role."""
+    roles, scopes = (await roles_and_scopes(db, [account_id]))[account_id]
+    return set(scopes), ADMIN_ROLE in roles
+
+
+async def bump_authz_version(
+    db: AsyncSession,
+    account_ids: Sequence[uuid.UUID] | None = None,
+    *,
+    role: str | None = None,
+) -> None:
+    """Invalidate access tokens of accounts whose permissions just changed; they
+    refresh and get the new scopes (the token carries the version it was issued at)."""
+    query = (
+        update(Account)
+        .values(authz_version=col(Account.authz_version) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if role is not None:
+        query = query.where(col(Account.id).in_(_holders_of(role)))
+    elif account_ids is not None:
+        query = query.where(col(Account.id).in_(account_ids))
+    else:
+        return
+    await db.execute(query)
+
+
+def _holders_of(role: str) -> Any:
+    return select(col(AccountRole.account_id)).where(col(AccountRole.role_name) == role)
+
+
+async def lock_admin_role(db: AsyncSession) -> None:
+    """Serialise every change that could remove an admin (PostgreSQL row lock on
+    the admin role; SQLite serialises writers anyway), so two racing demotions
+    cannot both see 'another admin remains'."""
+    await db.execute(select(col(Role.name)).where(col(Role.name) == ADMIN_ROLE).with_for_update())
+
+
+async def active_admins(db: AsyncSession, *, limit: int) -> list[uuid.UUID]:
+    """Up to `limit` ids of active accounts holding the admin role."""
+    rows = await db.scalars(
+        select(col(Account.id))
+        .where(col(Account.id).in_(_holders_of(ADMIN_ROLE)), col(Account.is_active).is_(True))
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def is_last_active_admin(db: AsyncSession, account: Account) -> bool:
+    """Whether `account` is an active admin with no other active admin beside it."""
+    return account.is_active and await active_admins(db, limit=2) == [account.id]
+
+
+async def list_roles(db: AsyncSession) -> list[RolePublic]:
+    roles = (await db.scalars(select(Role).order_by(col(Role.name)))).all()
+    scopes = await _scopes_of(db, [r.name for r in roles])
+    return [
+        RolePublic(name=r.name, description=r.description, scopes=scopes[r.name], builtin=r.builtin)
+        for r in roles
+    ]
+
+
+async def _get_role(db: AsyncSession, name: str, *, lock: bool = False) -> Role:
+    query = select(Role).where(col(Role.name) == name)
+    if lock:
+        query = query.with_for_update()
+    role = await db.scalar(query)
+    if role is None:
+        raise NotFound("Role not found")
+    return role
+
+
+async def get_role(db: AsyncSession, name: str) -> RolePublic:
+    role = await _get_role(db, name)
+    scopes = await _scopes_of(db, [name])
+    return RolePublic(
+        name=role.name, description=role.description, scopes=scopes[name], builtin=role.builtin
+    )
+
+
+async def check_may_grant(db: AsyncSession, actor: uuid.UUID, scopes: set[str]) -> None:
+    held, is_admin = await effective_scopes(db, actor)
+    if not holds_all(held, scopes, is_admin=is_admin):
+        raise Forbidden("You cannot grant scopes you do not hold")
+
+
+async def unknown_scopes(db: AsyncSession, scopes: Sequence[str]) -> list[str]:
+    """The names in `scopes` that are not in the catalogue, in the order given."""
+    if not scopes:
+        return []
+    known = set(
+        (await db.scalars(select(col(Scope.name)).where(col(Scope.name).in_(set(scopes))))).all()
+    )
+    return [s for s in dict.fromkeys(scopes) if s not in known]
+
+
+async def _check_known_scopes(db: AsyncSession, scopes: set[str]) -> None:
+    if unknown := sorted(await unknown_scopes(db, sorted(scopes))):
+        raise Invalid(f"Unknown scope: {unknown[0]}", field="scopes")
+
+
+async def check_roles_exist(db: AsyncSession, roles: Sequence[str]) -> None:
+    if not roles:
+        return
+    found = set(
+        (await db.scalars(select(col(Role.name)).where(col(Role.name).in_(set(roles))))).all()
+    )
+    if missing := sorted(set(roles) - found):
+        raise NotFound(f"Unknown role: {missing[0]}")
+
+
+async def create_role(
+    db: AsyncSession,
+    *,
+    actor: uuid.UUID,
+    ip: str | None,
+    name: str,
+    description: str,
+    scopes: list[str],
+) -> RolePublic:
+    wanted = set(scopes)
+    await _check_known_scopes(db, wanted)
+    await check_may_grant(db, actor, wanted)
+    try:
+        async with db.begin_nested():
+            db.add(Role(name=name, description=description, builtin=False))
+            await db.flush()
+    except IntegrityError:
+        raise Conflict("A role with that name exists") from None
+    for scope in sorted(wanted):
+        db.add(RoleScope(role_name=name, scope_name=scope))
+    await db.flush()
+    role = await get_role(db, name)
+    await audit.record(
+        db, action="role.create", actor=actor, target=name, ip=ip, detail={"scopes": role.scopes}
+    )
+    return role
+
+
+async def update_role(
+    db: AsyncSession,
+    *,
+    actor: uuid.UUID,
+    ip: str | None,
+    name: str,
+    description: str | None,
+    scopes: list[str] | None,
+) -> RolePublic:
+    role = await _get_role(db, name, lock=True)
+    changed: dict[str, object] = {}
+    if description is not None and description != role.description:
+        # Changing a role, even only its description, needs every scope it carries.
+        await check_may_grant(db, actor, set((await _scopes_of(db, [name]))[name]))
+        role.description = description
+        changed["description"] = description
+    if scopes is not None:
+        wanted = set(scopes)
+        current = set((await _scopes_of(db, [name]))[name])
+        if wanted != current:
+            if role.name == ADMIN_ROLE:
+                raise Conflict("The admin role always carries every built-in scope")
+            await _check_known_scopes(db, wanted)
+            # Both what is added and what is taken away: removing a scope from a
+            # role also changes what its holders may do.
+            await check_may_grant(db, actor, wanted | current)
+            await db.execute(delete(RoleScope).where(col(RoleScope.role_name) == name))
+            for scope in sorted(wanted):
+                db.add(RoleScope(role_name=name, scope_name=scope))
+            await bump_authz_version(db, role=name)
+            changed["added"] = sorted(wanted - current)
+            changed["removed"] = sorted(current - wanted)
+    await db.flush()
+    if changed:
+        await audit.record(
+            db, action="role.update", actor=actor, target=name, ip=ip, detail=changed
+        )
+    return await get_role(db, name)
+
+
+async def delete_role(db: AsyncSession, *, actor: uuid.UUID, ip: str | None, name: str) -> None:
+    role = await _get_role(db, name, lock=True)
+    if role.builtin:
+        raise Conflict("Built-in roles cannot be deleted")
+    scopes = set((await _scopes_of(db, [name]))[name])
+    await check_may_grant(db, actor, scopes)
+    await bump_authz_version(db, role=name)
+    await db.execute(delete(Role).where(col(Role.name) == name))
+    await audit.record(db, action="role.delete", actor=actor, target=name, ip=ip, detail={})
+
+
+async def check_may_assign(db: AsyncSession, *, actor: uuid.UUID, role: str) -> None:
+    """404 for an unknown role, 403 unless `actor` holds every scope it carries."""
+    await _get_role(db, role)
+    await check_may_grant(db, actor, set((await _scopes_of(db, [role]))[role]))
+
+
+async def _lock_account(db: AsyncSession, account_id: uuid.UUID) -> Account:
+    account = await db.scalar(
+        select(Account).where(col(Account.id) == account_id).with_for_update()
+    )
+    if account is None:
+        raise NotFound("Account not found")
+    return account
+
+
+async def assign_role(
+    db: AsyncSession, *, actor: uuid.UUID, ip: str | None, account_id: uuid.UUID, role: str
+) -> Account:
+    """Idempotent: assigning a role the account holds changes and records nothing."""
+    account = await _lock_account(db, account_id)
+    await check_may_assign(db, actor=actor, role=role)
+    exists = await db.scalar(
+        select(func.count()).where(
+            col(AccountRole.account_id) == account_id, col(AccountRole.role_name) == role
+        )
+    )
+    if exists:
+        return account
+    try:
+        async with db.begin_nested():
+            db.add(AccountRole(account_id=account_id, role_name=role))
+            await db.flush()
+    except IntegrityError:  # a concurrent identical assignment won
+        return account
+    await bump_authz_version(db, [account_id])
+    await audit.record(
+        db, action="role.assign", actor=actor, target=str(account_id), ip=ip, detail={"role": role}
+    )
+    return account
+
+
+async def unassign_role(
+    db: AsyncSession, *, actor: uuid.UUID, ip: str | None, account_id: uuid.UUID, role: str
+) -> Account:
+    if role == ADMIN_ROLE:
+        await lock_admin_role(db)
+    account = await _lock_account(db, account_id)
+    # Before the grant check: when two admins demote each other at once, the one
+    # that waited on the lock has just lost `admin` itself, and the answer is 409.
+    if role == ADMIN_ROLE and await is_last_active_admin(db, account):
+        raise Conflict("The last active admin cannot lose the admin role")
+    await check_may_assign(db, actor=actor, role=role)
+    result = cast(
+        "CursorResult[Any]",
+        await db.execute(
+            delete(AccountRole).where(
+                col(AccountRole.account_id) == account_id, col(AccountRole.role_name) == role
+            )
+        ),
+    )
+    if result.rowcount:
+        await bump_authz_version(db, [account_id])
+        await audit.record(
+            db,
+            action="role.unassign",
+            actor=actor,
+            target=str(account_id),
+            ip=ip,
+            detail={"role": role},
+        )
+    return account
+
+
+async def list_scopes(db: AsyncSession) -> list[ScopePublic]:
+    rows = (await db.scalars(select(Scope).order_by(col(Scope.name)))).all()
+    return [ScopePublic(name=s.name, description=s.description, builtin=s.builtin) for s in rows]
+
+
+async def create_scope(
+    db: AsyncSession, *, actor: uuid.UUID, ip: str | None, name: str, description: str
+) -> ScopePublic:
+    try:
+        async with db.begin_nested():
+            db.add(Scope(name=name, description=description, builtin=False))
+            await db.flush()
+    except IntegrityError:
+        raise Conflict("A scope with that name exists") from None
+    await audit.record(db, action="scope.create", actor=actor, target=name, ip=ip, detail={})
+    return ScopePublic(name=name, description=description, builtin=False)
+
+
+async def delete_scope(db: AsyncSession, *, actor: uuid.UUID, ip: str | None, name: str) -> None:
+    scope = await db.scalar(select(Scope).where(col(Scope.name) == name).with_for_update())
+    if scope is None:
+        raise NotFound("Scope not found")
+    if scope.builtin:
+        raise Conflict("Built-in scopes cannot be deleted")
+    await check_may_grant(db, actor, {name})
+    holders = select(col(AccountRole.account_id)).where(
+        col(AccountRole.role_name).in_(
+            select(col(RoleScope.role_name)).where(col(RoleScope.scope_name) == name)
+        )
+    )
+    await bump_authz_version(db, list((await db.scalars(holders)).all()))
+    await db.execute(delete(Scope).where(col(Scope.name) == name))
+    await audit.record(db, action="scope.delete", actor=actor, target=name, ip=ip, detail={})

@@ -1,0 +1,54 @@
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from app.authz.dependencies import AUTH_ERRORS, AnyToken, MeRead, MeWrite
+from app.core.db import DbSession
+from app.core.network import OriginDep
+from app.sessions import service as sessions_service
+from app.sessions.schemas import SessionPublic
+from app.state import SettingsDep
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=AUTH_ERRORS)
+async def logout(principal: AnyToken, db: DbSession, origin: OriginDep) -> Response:
+    """End the current session."""
+    await sessions_service.logout(
+        db, account_id=principal.account_id, session_id=principal.session_id, ip=origin.ip
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/sessions", response_model=list[SessionPublic], responses=AUTH_ERRORS)
+async def list_sessions(
+    principal: MeRead, db: DbSession, settings: SettingsDep
+) -> list[SessionPublic]:
+    """The caller's live sessions."""
+    return await sessions_service.list_sessions(
+        db, settings=settings, account_id=principal.account_id, current=principal.session_id
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**AUTH_ERRORS, 404: {"description": "Not one of the caller's live sessions"}},
+)
+async def end_session(
+    session_id: uuid.UUID,
+    principal: MeWrite,
+    db: DbSession,
+    settings: SettingsDep,
+    origin: OriginDep,
+) -> Response:
+    """End one of the caller's sessions."""
+    await sessions_service.end_own_session(
+        db,
+        settings=settings,
+        account_id=principal.account_id,
+        session_id=session_id,
+        ip=origin.ip,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

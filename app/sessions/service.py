@@ -1,0 +1,424 @@
+"""Sessions and their tokens: issue, rotate, detect reuse, end, and check liveness.
+
+A refresh token is 256 random bits, stored only as its SHA-256. Claiming one is
+a conditional UPDATE (`used_at IS NULL`), so of any number of racing refreshes,
+on one instance or many, exactly one wins; a second presentation of a used token
+is treated as theft and ends the whole session (RFC 9700 §4.14.2).
+"""
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, CursorResult, and_, bindparam, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.accounts.models import Account
+from app.audit import service as audit
+from app.authz.catalogue import ALL_HELD, format_scope, parse_scope
+from app.core.config import Settings
+from app.core.db import released_after
+from app.core.errors import NotFound
+from app.core.models import UTCDateTime, utcnow
+from app.crypto.jwt import TokenError
+from app.oauth.errors import InvalidGrant, InvalidScope
+from app.roles import service as roles_service
+from app.sessions.models import AuthSession, RefreshToken
+from app.sessions.schemas import SessionPublic, TokenResponse
+from app.signing_keys.service import KeyRing
+
+# A session stored with ALL_HELD was granted whatever the account holds when its
+# login named no scope, so each refresh follows the account's roles as they are
+# now and a role given later reaches the next token ("the client refreshes and
+# gets the new scopes"). A login that named scopes stays capped by them (RFC 6749 §6).
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _invalid_grant() -> InvalidGrant:
+    # One message for every refresh failure: the caller learns nothing about why.
+    return InvalidGrant("The refresh token is invalid, expired or revoked")
+
+
+def _live(now: Any, idle_cutoff: Any) -> ColumnElement[bool]:
+    """A session is live until it is ended, reaches its absolute lifetime, or goes
+    unused past the idle timeout. `now` and `idle_cutoff` are datetimes or bind
+    parameters (for statements built once)."""
+    return and_(
+        col(AuthSession.ended_at).is_(None),
+        col(AuthSession.expires_at) > now,
+        col(AuthSession.last_used_at) > idle_cutoff,
+    )
+
+
+def _live_now(settings: Settings) -> ColumnElement[bool]:
+    now = utcnow()
+    return _live(now, now - timedelta(seconds=settings.session_idle_timeout_seconds))
+
+
+# Built once: this runs on every protected request.
+_LIVE_ACCOUNT = (
+    select(Account)
+    .join(AuthSession, col(Account.id) == col(AuthSession.account_id))
+    .where(
+        col(AuthSession.id) == bindparam("session_id"),
+        col(AuthSession.account_id) == bindparam("account_id"),
+        _live(bindparam("now", type_=UTCDateTime()), bindparam("idle_cutoff", type_=UTCDateTime())),
+        col(Account.is_active).is_(True),
+        col(Account.authz_version) == bindparam("authz_version"),
+    )
+)
+
+
+async def token_is_live(
+    db: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    session_id: uuid.UUID,
+    authz_version: int,
+    idle_timeout: int,
+) -> bool:
+    """The per-request revocation check: one primary-key lookup joining the
+    session to its account. A token stays good only while its session is live,
+    the account active, and the account's authorisation unchanged since issue.
+    It loads the account into the request's session, so a handler reading it
+    costs no second query."""
+    now = utcnow()
+    found = await db.scalars(
+        _LIVE_ACCOUNT,
+        {
+            "session_id": session_id,
+            "account_id": account_id,
+            "now": now,
+            "idle_cutoff": now - timedelta(seconds=idle_timeout),
+            "authz_version": authz_version,
+        },
+    )
+    return found.first() is not None
+
+
+async def _issue(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    account: Account,
+    session_id: uuid.UUID,
+    scope: str,
+) -> TokenResponse:
+    """A new refresh token for the session (256 random bits, kept as a hash) and
+    an access token carrying `scope`."""
+    refresh_token = secrets.token_urlsafe(32)
+    db.add(RefreshToken(token_hash=hash_refresh_token(refresh_token), session_id=session_id))
+    await db.flush()
+    now = int(utcnow().timestamp())
+    access_token = keyring.sign(
+        {
+            "iss": settings.issuer,
+            "aud": settings.audience,
+            "sub": str(account.id),
+            "sid": str(session_id),
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + settings.access_token_ttl_seconds,
+            "scope": scope,
+            "ver": account.authz_version,
+        }
+    )
+    return TokenResponse(
+        access_token=access_token,
+        expires_in=settings.access_token_ttl_seconds,
+        refresh_token=refresh_token,
+        scope=scope,
+    )
+
+
+async def start_session(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    account: Account,
+    scopes: set[str],
+    user_agent: str | None,
+    ip: str | None,
+    all_held: bool = False,
+) -> TokenResponse:
+    """Open a session (one login) and issue its first token pair; audited as a login."""
+    now = utcnow()
+    scope = format_scope(scopes)
+    auth_session = AuthSession(
+        account_id=account.id,
+        scope=ALL_HELD if all_held else scope,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        user_agent=(user_agent or "")[:255] or None,
+        ip=ip,
+    )
+    db.add(auth_session)
+    await db.flush()
+    tokens = await _issue(
+        db,
+        settings=settings,
+        keyring=keyring,
+        account=account,
+        session_id=auth_session.id,
+        scope=scope,
+    )
+    await audit.record(
+        db,
+        action="auth.login",
+        actor=account.id,
+        target=str(account.id),
+        ip=ip,
+        detail={"scope": tokens.scope},
+    )
+    return tokens
+
+
+async def refresh(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    refresh_token: str,
+    requested: list[str],
+    ip: str | None,
+) -> TokenResponse:
+    """Rotate: claim the presented token, issue a new pair. Scopes are recomputed
+    from the account's roles now and narrowed by `requested` (RFC 6749 §6)."""
+    now = utcnow()
+    token_hash = hash_refresh_token(refresh_token)
+    row = (
+        await db.execute(
+            select(RefreshToken, AuthSession, Account)
+            .join(AuthSession, col(AuthSession.id) == col(RefreshToken.session_id))
+            .join(Account, col(Account.id) == col(AuthSession.account_id))
+            .where(
+                col(RefreshToken.token_hash) == token_hash,
+                _live_now(settings),
+                col(Account.is_active).is_(True),
+            )
+        )
+    ).first()
+    if row is None:
+        raise _invalid_grant()
+    token, auth_session, account = row
+    if token.used_at is None:
+        held, _ = await roles_service.effective_scopes(db, account.id)
+        granted = held if auth_session.scope == ALL_HELD else set(parse_scope(auth_session.scope))
+        if requested and not set(requested) <= granted:
+            # Checked before the claim: a refused request leaves the token unused.
+            raise InvalidScope("A refresh may only narrow the granted scope")
+        claimed = cast(
+            "CursorResult[Any]",
+            await db.execute(
+                update(RefreshToken)
+                .where(
+                    col(RefreshToken.token_hash) == token_hash, col(RefreshToken.used_at).is_(None)
+                )
+                .values(used_at=now)
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        if claimed.rowcount == 1:
+            scopes = (set(requested) if requested else granted) & held
+            await db.execute(
+                update(AuthSession)
+                .where(col(AuthSession.id) == auth_session.id)
+                .values(last_used_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return await _issue(
+                db,
+                settings=settings,
+                keyring=keyring,
+                account=account,
+                session_id=auth_session.id,
+                scope=format_scope(scopes),
+            )
+    # Reuse: the token was already spent (perhaps by a racing request a moment ago).
+    # Kept although the request then fails: the theft is what must be remembered.
+    async with released_after(db):
+        await end_session(db, auth_session.id, reason="refresh_reuse")
+        await audit.record(
+            db,
+            action="auth.refresh_reuse",
+            actor=None,
+            target=str(account.id),
+            ip=ip,
+            detail={"session_id": str(auth_session.id)},
+        )
+    raise _invalid_grant()
+
+
+async def end_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
+    result = cast(
+        "CursorResult[Any]",
+        await db.execute(
+            update(AuthSession)
+            .where(col(AuthSession.id) == session_id, col(AuthSession.ended_at).is_(None))
+            .values(ended_at=utcnow(), end_reason=reason)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    return bool(result.rowcount)
+
+
+async def end_account_sessions(
+    db: AsyncSession,
+    account_id: uuid.UUID,
+    *,
+    reason: str,
+    keep: uuid.UUID | None = None,
+) -> None:
+    query = (
+        update(AuthSession)
+        .where(col(AuthSession.account_id) == account_id, col(AuthSession.ended_at).is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if keep is not None:
+        query = query.where(col(AuthSession.id) != keep)
+    await db.execute(query)
+
+
+async def logout(
+    db: AsyncSession, *, account_id: uuid.UUID, session_id: uuid.UUID, ip: str | None
+) -> None:
+    await end_session(db, session_id, reason="logout")
+    await audit.record(
+        db, action="auth.logout", actor=account_id, target=str(session_id), ip=ip, detail={}
+    )
+
+
+async def list_sessions(
+    db: AsyncSession, *, settings: Settings, account_id: uuid.UUID, current: uuid.UUID
+) -> list[SessionPublic]:
+    rows = (
+        await db.scalars(
+            select(AuthSession)
+            .where(col(AuthSession.account_id) == account_id, _live_now(settings))
+            .order_by(col(AuthSession.created_at).desc())
+        )
+    ).all()
+    return [
+        SessionPublic(
+            id=s.id,
+            created_at=s.created_at,
+            last_used_at=s.last_used_at,
+            expires_at=s.expires_at,
+            user_agent=s.user_agent,
+            ip=s.ip,
+            current=s.id == current,
+        )
+        for s in rows
+    ]
+
+
+async def end_own_session(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    account_id: uuid.UUID,
+    session_id: uuid.UUID,
+    ip: str | None,
+) -> None:
+    """404 unless it is one of the caller's live sessions: another account's
+    session id is indistinguishable from one that never existed."""
+    result = cast(
+        "CursorResult[Any]",
+        await db.execute(
+            update(AuthSession)
+            .where(
+                col(AuthSession.id) == session_id,
+                col(AuthSession.account_id) == account_id,
+                _live_now(settings),
+            )
+            .values(ended_at=utcnow(), end_reason="ended_by_owner")
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if not result.rowcount:
+        raise NotFound("Session not found")
+    await audit.record(
+        db,
+        action="auth.logout",
+        actor=account_id,
+        target=str(session_id),
+        ip=ip,
+        detail={"via": "session_delete"},
+    )
+
+
+async def revoke(
+    db: AsyncSession, *, keyring: KeyRing, token: str, hint: str | None, ip: str | None
+) -> None:
+    """RFC 7009: end the session a refresh or access token belongs to. Unknown
+    tokens are no error (§2.2: the answer is 200 either way)."""
+    looks_like_jwt = token.count(".") == 2
+    order = (True, False) if looks_like_jwt and hint != "refresh_token" else (False, True)
+    for as_access in order:
+        if as_access:
+            if not looks_like_jwt:
+                continue
+            try:
+                claims = await keyring.verify(token, allow_expired=True)
+                account_id, session_id = uuid.UUID(claims["sub"]), uuid.UUID(claims["sid"])
+            except (TokenError, KeyError, ValueError, TypeError, AttributeError):
+                continue
+        else:
+            found = (
+                await db.execute(
+                    select(col(AuthSession.account_id), col(AuthSession.id))
+                    .join(RefreshToken, col(RefreshToken.session_id) == col(AuthSession.id))
+                    .where(col(RefreshToken.token_hash) == hash_refresh_token(token))
+                )
+            ).first()
+            if found is None:
+                continue
+            account_id, session_id = found
+        owned = await db.scalar(
+            select(col(AuthSession.id)).where(
+                col(AuthSession.id) == session_id, col(AuthSession.account_id) == account_id
+            )
+        )
+        if owned and await end_session(db, session_id, reason="revoked"):
+            await audit.record(
+                db,
+                action="auth.logout",
+                actor=account_id,
+                target=str(session_id),
+                ip=ip,
+                detail={"via": "revoke"},
+            )
+        return
+
+
+async def purge_expired(db: AsyncSession, *, settings: Settings) -> int:
+    """Delete sessions past their absolute lifetime or idle timeout, and ended ones
+    a day on (their refresh tokens go with them). Every instance runs this now
+    and then; it needs no separate process and is safe to run concurrently."""
+    now = utcnow()
+    result = cast(
+        "CursorResult[Any]",
+        await db.execute(
+            delete(AuthSession)
+            .where(
+                or_(
+                    col(AuthSession.expires_at) <= now,
+                    col(AuthSession.last_used_at)
+                    <= now - timedelta(seconds=settings.session_idle_timeout_seconds),
+                    col(AuthSession.ended_at) <= now - timedelta(days=1),
+                )
+            )
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    return int(result.rowcount or 0)

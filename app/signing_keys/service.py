@@ -1,0 +1,226 @@
+"""The signing key set, shared by every instance through the `signing_key` table.
+
+Private keys are stored encrypted (AES-256-GCM, key derived from
+GATEHOUSE_SECRET_KEY with HKDF) and parsed once per process. Each instance
+re-reads the table every `key_refresh_seconds`, and at once (at most every
+`key_reload_min_interval_seconds`) when a token names a `kid` it does not know,
+so a rotation reaches every instance without restart.
+"""
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from app.core.config import Settings
+from app.core.errors import Unavailable
+from app.core.models import utcnow
+from app.crypto import jwt
+from app.crypto.jwt import KeyPair, TokenError
+from app.crypto.sealing import decrypt_private_key, encrypt_private_key, generate_private_key
+from app.signing_keys.models import SigningKey
+
+log = logging.getLogger("gatehouse.keys")
+# Advisory lock id serialising first-key creation across instances ("gh-keys").
+_KEY_LOCK = 0x67682D6B657973
+
+
+def _material(alg: str, raw: bytes) -> str | bytes:
+    return raw if alg == "HS256" else raw.decode()
+
+
+async def create_key(session: AsyncSession, settings: Settings) -> SigningKey:
+    """Add a key of the configured algorithm and make it the signer; keys it
+    replaces keep verifying until every token they signed has expired."""
+    alg = settings.signing_algorithm
+    raw = await asyncio.to_thread(generate_private_key, alg)
+    kid = f"{utcnow():%Y%m%d}-{secrets.token_hex(6)}"
+    loaded = await asyncio.to_thread(jwt.load_key, kid, alg, _material(alg, raw))
+    row = SigningKey(
+        kid=kid,
+        alg=alg,
+        private_key=encrypt_private_key(settings.master_secret, kid, raw),
+        public_jwk=loaded.public_jwk,
+    )
+    # Instances that have not reloaded yet keep signing with the old key for up to
+    # one refresh interval, so its last tokens expire that much later.
+    retire_at = utcnow() + timedelta(
+        seconds=settings.access_token_ttl_seconds
+        + settings.key_refresh_seconds
+        + jwt.LEEWAY_SECONDS
+        + 1
+    )
+    await session.execute(
+        update(SigningKey).where(col(SigningKey.retire_at).is_(None)).values(retire_at=retire_at)
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    pair: KeyPair
+    created_at: datetime
+    retire_at: datetime | None
+
+
+class KeyRing:
+    """This instance's view of the key set."""
+
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]):
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._entries: dict[str, _Entry] = {}
+        self._signer: KeyPair | None = None
+        self._signer_is_current = False
+        self._last_load = 0.0
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load the set, creating the first key when there is none usable."""
+        await self.reload()
+        if not self._signer_is_current:
+            async with self._sessionmaker() as session, session.begin():
+                if await self._first_key_needed(session):
+                    await create_key(session, self._settings)
+            await self.reload()
+        self._task = asyncio.create_task(self._refresh_forever(), name="keyring-refresh")
+
+    async def _first_key_needed(self, session: AsyncSession) -> bool:
+        """Instances starting together on one database must not each make a key
+        (their tokens would be refused by one another until the next reload): on
+        PostgreSQL they queue on an advisory lock and re-check under it."""
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KEY_LOCK})
+        newest = await session.scalar(
+            select(SigningKey)
+            .where(
+                col(SigningKey.alg) == self._settings.signing_algorithm,
+                col(SigningKey.retire_at).is_(None),
+            )
+            .order_by(col(SigningKey.created_at).desc())
+            .limit(1)
+        )
+        if newest is None:
+            return True
+        try:
+            decrypt_private_key(self._settings.master_secret, newest.kid, newest.private_key)
+        except Exception:
+            return True  # sealed with another secret: this instance needs its own
+        return False
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.key_refresh_seconds)
+            try:
+                await self.reload()
+            except Exception as exc:  # a database outage must not end the loop
+                log.warning("key reload failed: %s", type(exc).__name__)
+
+    async def reload(self) -> None:
+        async with self._lock:
+            self._last_load = time.monotonic()
+            now = utcnow()
+            async with self._sessionmaker() as session:
+                rows = (
+                    await session.scalars(
+                        select(SigningKey).where(
+                            or_(
+                                col(SigningKey.retire_at).is_(None), col(SigningKey.retire_at) > now
+                            )
+                        )
+                    )
+                ).all()
+            entries: dict[str, _Entry] = {}
+            for row in rows:
+                known = self._entries.get(row.kid)
+                if known is not None:
+                    entries[row.kid] = _Entry(known.pair, row.created_at, row.retire_at)
+                    continue
+                try:
+                    raw = decrypt_private_key(
+                        self._settings.master_secret, row.kid, row.private_key
+                    )
+                    pair = await asyncio.to_thread(
+                        jwt.load_key, row.kid, row.alg, _material(row.alg, raw)
+                    )
+                except Exception:
+                    log.error("signing key %s cannot be decrypted with this secret", row.kid)
+                    continue
+                entries[row.kid] = _Entry(pair, row.created_at, row.retire_at)
+            self._entries = entries
+            ours = [e for e in entries.values() if e.pair.alg == self._settings.signing_algorithm]
+            current = [e for e in ours if e.retire_at is None]
+            if ours and not current and self._signer_is_current:
+                # The newest key is one this instance cannot use (another secret or
+                # algorithm): keep signing with a retiring key rather than not at all.
+                log.warning("no current signing key usable here; signing with a retiring one")
+            signers = current or ours
+            self._signer = max(signers, key=lambda e: e.created_at).pair if signers else None
+            self._signer_is_current = bool(current)
+
+    @property
+    def signer(self) -> KeyPair:
+        if self._signer is None:
+            raise Unavailable("no usable signing key")
+        return self._signer
+
+    def public_jwks(self) -> dict[str, Any]:
+        now = utcnow()
+        return {
+            "keys": [
+                e.pair.public_jwk
+                for e in sorted(self._entries.values(), key=lambda e: e.created_at, reverse=True)
+                if e.pair.public_jwk is not None and (e.retire_at is None or e.retire_at > now)
+            ]
+        }
+
+    async def _lookup(self, kid: str) -> KeyPair | None:
+        entry = self._entries.get(kid)
+        now = time.monotonic()
+        if (
+            entry is None
+            and now - self._last_load >= self._settings.key_reload_min_interval_seconds
+        ):
+            # A token from a key another instance just created: reload once, rate-limited
+            # (the stamp is set before the await, so concurrent misses share one reload)
+            # and a flood of made-up kids cannot turn into a flood of queries.
+            self._last_load = now
+            await self.reload()
+            entry = self._entries.get(kid)
+        if entry is None or (entry.retire_at is not None and entry.retire_at <= utcnow()):
+            return None
+        return entry.pair
+
+    async def verify(self, token: str, *, allow_expired: bool = False) -> dict[str, Any]:
+        header = jwt.unverified_header(token)
+        pair = await self._lookup(header["kid"])
+        if pair is None:
+            raise TokenError("unknown key")
+        return jwt.verify(
+            token,
+            pair,
+            issuer=self._settings.issuer,
+            audience=self._settings.audience,
+            allow_expired=allow_expired,
+        )
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return jwt.sign(claims, self.signer)

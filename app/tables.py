@@ -1,0 +1,25 @@
+"""Every table, imported so that `SQLModel.metadata` knows them all: what Alembic
+compares migrations against."""
+
+from sqlmodel import SQLModel
+
+from app.accounts.models import Account
+from app.audit.models import AuditEvent
+from app.roles.models import AccountRole, Role, RoleScope, Scope
+from app.sessions.models import AuthSession, RefreshToken
+from app.signing_keys.models import SigningKey
+from app.throttle.models import LoginThrottle
+
+__all__ = [
+    "Account",
+    "AccountRole",
+    "AuditEvent",
+    "AuthSession",
+    "LoginThrottle",
+    "RefreshToken",
+    "Role",
+    "RoleScope",
+    "SQLModel",
+    "Scope",
+    "SigningKey",
+]
