@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from tests.conftest import ROOT
 from tests.factories import admin_login, bearer, create_user, login
-from tests.security.forgery import hs256_token
+from tests.signing_keys.forgery import hs256_token
 
 EXAMPLE = ROOT / "docs" / "resource_server_example.py"
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.core.models import utcnow
 from tests.conftest import ROOT, TEST_SECRET
 from tests.factories import bearer, create_user
-from tests.security.forgery import header_of
-from tests.security.keyset import TABLE, restore_signing_keys, set_retire_at
+from tests.signing_keys.forgery import header_of
+from tests.signing_keys.keyset import TABLE, restore_signing_keys, set_retire_at
 
 __all__ = ["restore_signing_keys"]
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")

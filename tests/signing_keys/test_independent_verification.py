@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from tests.factories import create_user, login
-from tests.security.forgery import b64url, claims_of
+from tests.signing_keys.forgery import b64url, claims_of
 
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")
 

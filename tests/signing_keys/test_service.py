@@ -18,8 +18,8 @@ from app.crypto.sealing import decrypt_private_key
 from app.signing_keys.service import KeyRing, create_key
 from tests.conftest import TEST_SECRET, make_settings
 from tests.factories import bearer, create_user
-from tests.security.forgery import b64decode, b64url, claims_of, header_of, hs256_token
-from tests.security.keyset import set_retire_at, stored_key
+from tests.signing_keys.forgery import b64decode, b64url, claims_of, header_of, hs256_token
+from tests.signing_keys.keyset import set_retire_at, stored_key
 
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")
 

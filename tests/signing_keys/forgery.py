@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 
-from tests.security.keyset import private_pem
+from tests.signing_keys.keyset import private_pem
 
 
 def b64url(data: bytes) -> str:

@@ -14,9 +14,9 @@ from app.core.models import utcnow
 from app.signing_keys.service import create_key
 from tests.conftest import ROOT, TEST_SECRET
 from tests.factories import PASSWORD, bearer, create_user, login
-from tests.security.forgery import header_of
-from tests.security.keyset import set_retire_at, stored_key
 from tests.servers import serve
+from tests.signing_keys.forgery import header_of
+from tests.signing_keys.keyset import set_retire_at, stored_key
 
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")
 

@@ -5,8 +5,8 @@ import re
 import pytest
 
 from tests.factories import admin_login, bearer, create_user
-from tests.security.forgery import b64decode, claims_of, header_of
-from tests.security.keyset import restore_signing_keys
+from tests.signing_keys.forgery import b64decode, claims_of, header_of
+from tests.signing_keys.keyset import restore_signing_keys
 
 __all__ = ["restore_signing_keys"]
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")

@@ -16,14 +16,14 @@ from cryptography.x509.oid import NameOID
 
 from app.core.models import utcnow
 from tests.factories import bearer, create_user
-from tests.security.forgery import (
+from tests.signing_keys.forgery import (
     b64url,
     claims_of,
     header_of,
     hs256_token,
     signed_with_real_key,
 )
-from tests.security.keyset import private_pem
+from tests.signing_keys.keyset import private_pem
 
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")
 

@@ -1,3 +1,0 @@
-from tests.security.keyset import restore_signing_keys
-
-__all__ = ["restore_signing_keys"]

@@ -1,0 +1,3 @@
+from tests.signing_keys.keyset import restore_signing_keys
+
+__all__ = ["restore_signing_keys"]
