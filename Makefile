@@ -24,6 +24,7 @@ lint: install
 	$(BIN)/ruff check app tests scripts alembic
 	$(BIN)/ruff format --check app tests scripts alembic
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format app tests scripts alembic
