@@ -23,7 +23,7 @@ test: install         ## every test, on SQLite and PostgreSQL
 lint: install
 	$(BIN)/ruff check app tests scripts alembic
 	$(BIN)/ruff format --check app tests scripts alembic
-	$(BIN)/mypy app
+	$(BIN)/mypy app tests
 	$(BIN)/lint-imports
 
 format: install

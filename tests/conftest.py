@@ -20,12 +20,14 @@ import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.authz.catalogue import BUILTIN_ROLES
 from app.core.config import Settings
 from app.main import create_app
+from app.state import State
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("GATEHOUSE_TEST_PG_HOST", "127.0.0.1")
@@ -38,6 +40,7 @@ PG_HINT = (
 )
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-for-tests"
+PG_AVAILABLE = pytest.StashKey[bool]()
 TEST_SECRET = "test-secret-" + "x7Q2p9Lm4Rz8Kw1Vb6Nc3Hd5Jf0Tg" * 2
 
 
@@ -56,13 +59,13 @@ def _pg_available() -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config._gatehouse_pg = _pg_available()  # type: ignore[attr-defined]
-    if not config._gatehouse_pg and IN_CI:  # type: ignore[attr-defined]
+    config.stash[PG_AVAILABLE] = _pg_available()
+    if not config.stash[PG_AVAILABLE] and IN_CI:
         raise pytest.UsageError(f"CI=true but {PG_HINT}")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return "postgresql: " + ("available" if config._gatehouse_pg else PG_HINT)  # type: ignore[attr-defined]
+    return "postgresql: " + ("available" if config.stash[PG_AVAILABLE] else PG_HINT)
 
 
 def migrate(url: str, revision: str = "head") -> None:
@@ -88,7 +91,7 @@ async def _pg_admin(sql: str) -> None:
 @pytest.fixture(scope="session")
 def pg_database_factory(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
     """Creates fresh PostgreSQL databases (dropped at the end of the run)."""
-    if not request.config._gatehouse_pg:  # type: ignore[attr-defined]
+    if not request.config.stash[PG_AVAILABLE]:
         pytest.skip(PG_HINT)
     created: list[str] = []
 
@@ -175,7 +178,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "key_reload_min_interval_seconds": 0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -206,6 +209,22 @@ async def make_client(database_url: str, tmp_path: Path) -> AsyncIterator[AppFac
 async def client(make_client: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client() as c:
         yield c
+
+
+def app_of(client: httpx.AsyncClient) -> FastAPI:
+    """The app behind a client that `make_client` made."""
+    app = getattr(client, "app", None)
+    if not isinstance(app, FastAPI):
+        raise TypeError("not a make_client client")
+    return app
+
+
+def app_state(client: httpx.AsyncClient) -> State:
+    """What the app's lifespan built (settings, sessionmaker, keyring, ...)."""
+    state = app_of(client).state.gatehouse
+    if not isinstance(state, State):
+        raise TypeError("the app's lifespan has not run")
+    return state
 
 
 def unique_name(prefix: str = "user") -> str:

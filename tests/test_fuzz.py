@@ -6,6 +6,7 @@ database. No answer may be a 5xx."""
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ UNTHROTTLED = {
 class FuzzTarget:
     """The served app, an admin token for it, and how many requests were sent."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str) -> None:
         self.base = base
         self.requests = 0
         self.statuses: Counter[int] = Counter()
@@ -61,10 +62,10 @@ class FuzzTarget:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _own_openapi_document() -> dict:
+def _own_openapi_document() -> dict[str, Any]:
     """The document the app serves at /openapi.json (building it needs no database)."""
     app = create_app(
-        Settings(  # type: ignore[call-arg]
+        Settings(
             _env_file=None,
             database_url="sqlite+aiosqlite:///:memory:",
             secret_key=TEST_SECRET,
@@ -80,7 +81,9 @@ schema.config.generation.update(max_examples=MAX_EXAMPLES)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def fuzz_target(request, tmp_path_factory) -> Iterator[FuzzTarget]:
+def fuzz_target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FuzzTarget]:
     """One served app per backend for the whole fuzz run, on a fresh database."""
     backend = request.param
     factory = request.getfixturevalue(
@@ -114,7 +117,9 @@ def fuzz_target(request, tmp_path_factory) -> Iterator[FuzzTarget]:
     suppress_health_check=list(HealthCheck),
 )
 @schema.parametrize()
-def test_no_generated_request_gets_a_server_error(case, fuzz_target):
+def test_no_generated_request_gets_a_server_error(
+    case: schemathesis.Case[Any], fuzz_target: FuzzTarget
+) -> None:
     response = case.call(base_url=fuzz_target.base, headers=fuzz_target.headers, timeout=15)
     fuzz_target.requests += 1
     fuzz_target.statuses[response.status_code] += 1

@@ -3,7 +3,7 @@ agree; the seed holds the contract's built-in scopes and roles."""
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.authz.catalogue import BUILTIN_ROLES, BUILTIN_SCOPES
 from app.tables import SQLModel
 from tests.conftest import downgrade, migrate
+
+T = TypeVar("T")
 
 TABLES = {
     "account",
@@ -38,8 +40,8 @@ def fresh_url(request: pytest.FixtureRequest) -> str:
     return factory()
 
 
-def on_connection(url: str, work: Callable[[Connection], Any]) -> Any:
-    async def run() -> Any:
+def on_connection(url: str, work: Callable[[Connection], T]) -> T:
+    async def run() -> T:
         engine = create_async_engine(url)
         try:
             async with engine.connect() as conn:

@@ -72,7 +72,9 @@ def _assert_invalid_token(response: httpx.Response) -> None:
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
-async def test_a_token_issued_by_one_instance_is_honoured_by_the_other(instances):
+async def test_a_token_issued_by_one_instance_is_honoured_by_the_other(
+    instances: tuple[str, str],
+) -> None:
     url_a, url_b = instances
     async with _http(url_a) as a, _http(url_b) as b:
         tokens = await _signup_and_login(a)
@@ -83,7 +85,9 @@ async def test_a_token_issued_by_one_instance_is_honoured_by_the_other(instances
         assert response.json()["scopes"] == ["me:read", "me:write"]
 
 
-async def test_logout_on_one_instance_is_honoured_by_the_other_on_the_next_request(instances):
+async def test_logout_on_one_instance_is_honoured_by_the_other_on_the_next_request(
+    instances: tuple[str, str],
+) -> None:
     url_a, url_b = instances
     async with _http(url_a) as a, _http(url_b) as b:
         tokens = await _signup_and_login(a)
@@ -96,7 +100,9 @@ async def test_logout_on_one_instance_is_honoured_by_the_other_on_the_next_reque
         _assert_invalid_token(await b.get("/accounts/me", headers=headers))
 
 
-async def test_disabling_an_account_on_one_instance_is_honoured_by_the_other(instances):
+async def test_disabling_an_account_on_one_instance_is_honoured_by_the_other(
+    instances: tuple[str, str],
+) -> None:
     url_a, url_b = instances
     async with _http(url_a) as a, _http(url_b) as b:
         tokens = await _signup_and_login(a)
@@ -115,7 +121,9 @@ async def test_disabling_an_account_on_one_instance_is_honoured_by_the_other(ins
         _assert_invalid_token(await b.get("/accounts/me", headers=headers))
 
 
-async def test_refresh_on_one_instance_of_a_token_issued_by_the_other_works(instances):
+async def test_refresh_on_one_instance_of_a_token_issued_by_the_other_works(
+    instances: tuple[str, str],
+) -> None:
     url_a, url_b = instances
     async with _http(url_a) as a, _http(url_b) as b:
         tokens = await _signup_and_login(a)
@@ -129,7 +137,9 @@ async def test_refresh_on_one_instance_of_a_token_issued_by_the_other_works(inst
         assert me.status_code == 200, me.text
 
 
-async def test_reuse_on_one_instance_of_a_token_spent_on_the_other_ends_the_session(instances):
+async def test_reuse_on_one_instance_of_a_token_spent_on_the_other_ends_the_session(
+    instances: tuple[str, str],
+) -> None:
     url_a, url_b = instances
     async with _http(url_a) as a, _http(url_b) as b:
         tokens = await _signup_and_login(a)
@@ -141,7 +151,9 @@ async def test_reuse_on_one_instance_of_a_token_spent_on_the_other_ends_the_sess
         _assert_invalid_token(await b.get("/accounts/me", headers=bearer(rotated["access_token"])))
 
 
-async def test_reuse_across_instances_is_recorded_in_the_audit_log(instances):
+async def test_reuse_across_instances_is_recorded_in_the_audit_log(
+    instances: tuple[str, str],
+) -> None:
     url_a, url_b = instances
     async with _http(url_a) as a, _http(url_b) as b:
         tokens = await _signup_and_login(a)
@@ -160,7 +172,9 @@ async def test_reuse_across_instances_is_recorded_in_the_audit_log(instances):
         assert me["id"] in [entry["target"] for entry in response.json()["items"]]
 
 
-async def test_concurrent_refreshes_of_one_token_on_both_instances_give_one_success(instances):
+async def test_concurrent_refreshes_of_one_token_on_both_instances_give_one_success(
+    instances: tuple[str, str],
+) -> None:
     url_a, url_b = instances
     async with _http(url_a) as a, _http(url_b) as b:
         tokens = await _signup_and_login(a)

@@ -3,15 +3,17 @@ URL, accepts Gatehouse tokens and enforces its own scope with RFC 6750 answers."
 
 import asyncio
 import importlib.util
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, AppFactory, app_of, app_state
 from tests.factories import admin_login, bearer, create_user, login
 from tests.signing_keys.forgery import hs256_token
 
@@ -27,7 +29,7 @@ def load_example() -> ModuleType:
 
 
 @asynccontextmanager
-async def example_service(gatehouse: FastAPI, **options):
+async def example_service(gatehouse: FastAPI, **options: str) -> AsyncIterator[httpx.AsyncClient]:
     """The example, pointed at `gatehouse` served over real HTTP: PyJWKClient fetches
     the JWKS with urllib, so it needs a real socket."""
     server = uvicorn.Server(
@@ -51,15 +53,17 @@ async def example_service(gatehouse: FastAPI, **options):
 
 
 @pytest.fixture
-async def orders(client):
-    settings = client.app.state.settings
+async def orders(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    settings = app_state(client).settings
     async with example_service(
-        client.app, issuer=settings.issuer, audience=settings.audience
+        app_of(client), issuer=settings.issuer, audience=settings.audience
     ) as http:
         yield http
 
 
-async def reader(client, *, scope=None):
+async def reader(
+    client: httpx.AsyncClient, *, scope: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """An account holding `orders:read` through a role, and its token response."""
     headers = bearer((await admin_login(client))["access_token"])
     await client.post("/scopes", json={"name": "orders:read"}, headers=headers)
@@ -72,14 +76,18 @@ async def reader(client, *, scope=None):
     return account, await login(client, account["username"], scope=scope)
 
 
-async def test_example_accepts_a_token_carrying_its_scope(client, orders):
+async def test_example_accepts_a_token_carrying_its_scope(
+    client: httpx.AsyncClient, orders: httpx.AsyncClient
+) -> None:
     account, issued = await reader(client)
     response = await orders.get("/orders", headers=bearer(issued["access_token"]))
     assert response.status_code == 200
     assert response.json()["account"] == account["id"]
 
 
-async def test_example_answers_403_insufficient_scope_without_its_scope(client, orders):
+async def test_example_answers_403_insufficient_scope_without_its_scope(
+    client: httpx.AsyncClient, orders: httpx.AsyncClient
+) -> None:
     account, issued = await reader(client, scope="me:read")
     response = await orders.get("/orders", headers=bearer(issued["access_token"]))
     assert response.status_code == 403
@@ -88,13 +96,15 @@ async def test_example_answers_403_insufficient_scope_without_its_scope(client, 
     )
 
 
-async def test_example_answers_401_without_error_code_when_no_token_is_sent(orders):
+async def test_example_answers_401_without_error_code_when_no_token_is_sent(
+    orders: httpx.AsyncClient,
+) -> None:
     response = await orders.get("/orders")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer scope="orders:read"'
 
 
-HOSTILE_HEADERS = {
+HOSTILE_HEADERS: dict[str, dict[str, Any]] = {
     "typ-not-a-string": {"alg": "RS256", "typ": 1, "kid": "x"},
     "kid-not-a-string": {"alg": "RS256", "typ": "at+jwt", "kid": 5},
     "unknown-kid": {"alg": "RS256", "typ": "at+jwt", "kid": "no-such-key"},
@@ -103,7 +113,9 @@ HOSTILE_HEADERS = {
 
 
 @pytest.mark.parametrize("token", ["not-a-jwt", "a.b.c", *HOSTILE_HEADERS])
-async def test_example_answers_401_invalid_token_for_garbage(orders, token):
+async def test_example_answers_401_invalid_token_for_garbage(
+    orders: httpx.AsyncClient, token: str
+) -> None:
     if token in HOSTILE_HEADERS:
         token = hs256_token(HOSTILE_HEADERS[token], {"sub": "x", "scope": "orders:read"}, b"k")
     response = await orders.get("/orders", headers=bearer(token))
@@ -113,13 +125,13 @@ async def test_example_answers_401_invalid_token_for_garbage(orders, token):
     )
 
 
-async def test_example_rejects_a_token_for_another_audience(make_client):
+async def test_example_rejects_a_token_for_another_audience(make_client: AppFactory) -> None:
     async with make_client(audience="someone-else") as other:
         account, issued = await create_user(other)
     async with make_client() as client:
-        settings = client.app.state.settings
+        settings = app_state(client).settings
         async with example_service(
-            client.app, issuer=settings.issuer, audience=settings.audience
+            app_of(client), issuer=settings.issuer, audience=settings.audience
         ) as orders:
             response = await orders.get("/orders", headers=bearer(issued["access_token"]))
     assert response.status_code == 401

@@ -8,12 +8,16 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, IN_CI, migrate
 from tests.servers import serve, server_env
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Request
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -60,7 +64,7 @@ def served_app(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def test_swagger_ui_authorises_with_the_admin_and_reads_its_account(tmp_path):
+def test_swagger_ui_authorises_with_the_admin_and_reads_its_account(tmp_path: Path) -> None:
     executable = chromium_or_skip()
     sync_api = pytest.importorskip("playwright.sync_api")
     foreign: list[str] = []
@@ -72,7 +76,7 @@ def test_swagger_ui_authorises_with_the_admin_and_reads_its_account(tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.set_default_timeout(15_000)
 
-            def on_request(request) -> None:
+            def on_request(request: "Request") -> None:
                 url = urlsplit(request.url)
                 if url.scheme in ("data", "blob", "about"):
                     return

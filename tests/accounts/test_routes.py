@@ -77,7 +77,7 @@ def assert_refused_token(response: httpx.Response) -> None:
 # Listing and pagination
 
 
-async def test_pages_chain_through_every_account_exactly_once(client):
+async def test_pages_chain_through_every_account_exactly_once(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     created = {(await create_account(client, headers))["id"] for _ in range(7)}
 
@@ -89,7 +89,9 @@ async def test_pages_chain_through_every_account_exactly_once(client):
     assert created < set(ids)
 
 
-async def test_pages_follow_the_same_order_as_one_big_page_every_time(client):
+async def test_pages_follow_the_same_order_as_one_big_page_every_time(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     for _ in range(7):
         await create_account(client, headers)
@@ -101,7 +103,9 @@ async def test_pages_follow_the_same_order_as_one_big_page_every_time(client):
     assert first == second == [a["id"] for a in whole.json()["items"]]
 
 
-async def test_a_page_that_holds_the_last_account_has_a_null_cursor(client):
+async def test_a_page_that_holds_the_last_account_has_a_null_cursor(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     for _ in range(2):
         await create_account(client, headers)
@@ -112,7 +116,9 @@ async def test_a_page_that_holds_the_last_account_has_a_null_cursor(client):
     assert response.json()["next_cursor"] is None
 
 
-async def test_accounts_created_after_a_cursor_was_handed_out_appear_on_later_pages(client):
+async def test_accounts_created_after_a_cursor_was_handed_out_appear_on_later_pages(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     for _ in range(3):
         await create_account(client, headers)
@@ -132,7 +138,7 @@ async def test_accounts_created_after_a_cursor_was_handed_out_appear_on_later_pa
     assert len(seen) + len(rest_ids) == 5
 
 
-async def test_q_matches_a_username_prefix_whatever_its_case(client):
+async def test_q_matches_a_username_prefix_whatever_its_case(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     for name in ("Alpha_one", "alphabet", "ALPHA2", "beta_alpha"):
         await create_account(client, headers, username=name)
@@ -146,7 +152,9 @@ async def test_q_matches_a_username_prefix_whatever_its_case(client):
     ("q", "expected"),
     [("a_b", ["a_bc"]), ("a%b", ["a%bc"]), ("a%", ["a%bc"]), ("a_", ["a_bc"])],
 )
-async def test_q_treats_percent_and_underscore_as_plain_characters(client, q, expected):
+async def test_q_treats_percent_and_underscore_as_plain_characters(
+    client: httpx.AsyncClient, q: str, expected: list[str]
+) -> None:
     headers = await admin_headers(client)
     for name in ("a_bc", "a%bc", "axbc", "aybc", "a\\bc"):
         await create_account(client, headers, username=name)
@@ -154,7 +162,7 @@ async def test_q_treats_percent_and_underscore_as_plain_characters(client, q, ex
     assert await list_usernames(client, headers, q=q) == expected
 
 
-async def test_q_treats_a_backslash_as_a_plain_character(client):
+async def test_q_treats_a_backslash_as_a_plain_character(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     for name in ("a\\bc", "a_bc", "abc"):
         await create_account(client, headers, username=name)
@@ -162,7 +170,7 @@ async def test_q_treats_a_backslash_as_a_plain_character(client):
     assert await list_usernames(client, headers, q="a\\") == ["a\\bc"]
 
 
-async def test_role_filter_lists_only_holders_of_that_role(client):
+async def test_role_filter_lists_only_holders_of_that_role(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     plain = await create_account(client, headers, roles=["user"])
     await create_account(client, headers, roles=[])
@@ -173,14 +181,16 @@ async def test_role_filter_lists_only_holders_of_that_role(client):
     )
 
 
-async def test_role_filter_with_an_unknown_role_lists_nothing(client):
+async def test_role_filter_with_an_unknown_role_lists_nothing(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_account(client, headers)
 
     assert await list_usernames(client, headers, role="no-such-role") == []
 
 
-async def test_is_active_filter_separates_disabled_from_active_accounts(client):
+async def test_is_active_filter_separates_disabled_from_active_accounts(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     active = await create_account(client, headers)
     disabled = await create_account(client, headers)
@@ -195,7 +205,7 @@ async def test_is_active_filter_separates_disabled_from_active_accounts(client):
     )
 
 
-async def test_filters_combine(client):
+async def test_filters_combine(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_account(client, headers, username="carol_admin", roles=["admin"])
     await create_account(client, headers, username="carol_user", roles=["user"])
@@ -205,7 +215,7 @@ async def test_filters_combine(client):
 
 
 @pytest.mark.parametrize("limit", [0, 101, -1])
-async def test_a_limit_outside_1_to_100_is_rejected(client, limit):
+async def test_a_limit_outside_1_to_100_is_rejected(client: httpx.AsyncClient, limit: int) -> None:
     headers = await admin_headers(client)
 
     response = await client.get("/accounts", params={"limit": limit}, headers=headers)
@@ -214,7 +224,7 @@ async def test_a_limit_outside_1_to_100_is_rejected(client, limit):
 
 
 @pytest.mark.parametrize("limit", [1, 100])
-async def test_limits_at_the_bounds_are_accepted(client, limit):
+async def test_limits_at_the_bounds_are_accepted(client: httpx.AsyncClient, limit: int) -> None:
     headers = await admin_headers(client)
 
     response = await client.get("/accounts", params={"limit": limit}, headers=headers)
@@ -234,7 +244,9 @@ async def test_limits_at_the_bounds_are_accepted(client, limit):
         "x" * 500,
     ],
 )
-async def test_a_garbage_cursor_is_rejected_with_422(client, cursor):
+async def test_a_garbage_cursor_is_rejected_with_422(
+    client: httpx.AsyncClient, cursor: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.get("/accounts", params={"cursor": cursor}, headers=headers)
@@ -244,7 +256,9 @@ async def test_a_garbage_cursor_is_rejected_with_422(client, cursor):
 
 
 @pytest.mark.parametrize("param", ["q", "role", "cursor"])
-async def test_a_nul_character_in_a_listing_parameter_is_no_server_error(client, param):
+async def test_a_nul_character_in_a_listing_parameter_is_no_server_error(
+    client: httpx.AsyncClient, param: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.get("/accounts", params={param: "a\x00b"}, headers=headers)
@@ -257,7 +271,7 @@ async def test_a_nul_character_in_a_listing_parameter_is_no_server_error(client,
 # Creating
 
 
-async def test_admin_creates_an_account_holding_the_given_roles(client):
+async def test_admin_creates_an_account_holding_the_given_roles(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     response = await client.post(
         "/roles", json={"name": "reader", "scopes": ["accounts:read"]}, headers=headers
@@ -284,7 +298,9 @@ async def test_admin_creates_an_account_holding_the_given_roles(client):
     assert sorted(body["scopes"]) == ["accounts:read", "me:read", "me:write"]
 
 
-async def test_a_created_account_can_log_in_with_its_password_and_roles(client):
+async def test_a_created_account_can_log_in_with_its_password_and_roles(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_account(client, headers, username="logs_in", roles=["user"])
 
@@ -293,7 +309,9 @@ async def test_a_created_account_can_log_in_with_its_password_and_roles(client):
     assert sorted(tokens["scope"].split()) == ["me:read", "me:write"]
 
 
-async def test_an_account_created_without_roles_gets_the_user_role(client):
+async def test_an_account_created_without_roles_gets_the_user_role(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
 
     account = await create_account(client, headers)
@@ -301,7 +319,9 @@ async def test_an_account_created_without_roles_gets_the_user_role(client):
     assert account["roles"] == ["user"]
 
 
-async def test_an_account_created_with_an_empty_role_list_holds_no_role(client):
+async def test_an_account_created_with_an_empty_role_list_holds_no_role(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
 
     account = await create_account(client, headers, roles=[])
@@ -310,7 +330,9 @@ async def test_an_account_created_with_an_empty_role_list_holds_no_role(client):
     assert account["scopes"] == []
 
 
-async def test_creating_an_account_with_an_unknown_role_is_404_and_creates_nothing(client):
+async def test_creating_an_account_with_an_unknown_role_is_404_and_creates_nothing(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.post(
@@ -324,7 +346,9 @@ async def test_creating_an_account_with_an_unknown_role_is_404_and_creates_nothi
 
 
 @pytest.mark.parametrize("variant", ["taken_name", "TAKEN_NAME", "ｔａｋｅｎ_ｎａｍｅ"])
-async def test_creating_an_account_with_a_taken_username_is_409(client, variant):
+async def test_creating_an_account_with_a_taken_username_is_409(
+    client: httpx.AsyncClient, variant: str
+) -> None:
     headers = await admin_headers(client)
     await create_account(client, headers, username="taken_name")
 
@@ -336,7 +360,7 @@ async def test_creating_an_account_with_a_taken_username_is_409(client, variant)
     assert await list_usernames(client, headers, q="taken") == ["taken_name"]
 
 
-async def test_creating_an_account_with_a_taken_email_is_409(client):
+async def test_creating_an_account_with_a_taken_email_is_409(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_account(client, headers, email="same@example.com")
 
@@ -350,7 +374,9 @@ async def test_creating_an_account_with_a_taken_email_is_409(client):
 
 
 @pytest.mark.parametrize("password", ["short", "password", ""])
-async def test_creating_an_account_with_a_weak_password_is_422(client, password):
+async def test_creating_an_account_with_a_weak_password_is_422(
+    client: httpx.AsyncClient, password: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.post(
@@ -362,7 +388,9 @@ async def test_creating_an_account_with_a_weak_password_is_422(client, password)
 
 
 @pytest.mark.parametrize("username", ["has space", "zero\u200bwidth", "", "x" * 65])
-async def test_creating_an_account_with_an_invalid_username_is_422(client, username):
+async def test_creating_an_account_with_an_invalid_username_is_422(
+    client: httpx.AsyncClient, username: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.post(
@@ -375,7 +403,7 @@ async def test_creating_an_account_with_an_invalid_username_is_422(client, usern
 # Reading
 
 
-async def test_reading_an_account_by_id_returns_it(client):
+async def test_reading_an_account_by_id_returns_it(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account = await create_account(client, headers)
 
@@ -385,7 +413,7 @@ async def test_reading_an_account_by_id_returns_it(client):
     assert response.json() == account
 
 
-async def test_reading_an_unknown_account_id_is_404(client):
+async def test_reading_an_unknown_account_id_is_404(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     response = await client.get(f"/accounts/{uuid.uuid4()}", headers=headers)
@@ -395,7 +423,9 @@ async def test_reading_an_unknown_account_id_is_404(client):
 
 
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "%00"])
-async def test_reading_an_account_by_a_non_uuid_is_422(client, bad_id):
+async def test_reading_an_account_by_a_non_uuid_is_422(
+    client: httpx.AsyncClient, bad_id: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.get(f"/accounts/{bad_id}", headers=headers)
@@ -403,7 +433,9 @@ async def test_reading_an_account_by_a_non_uuid_is_422(client, bad_id):
     assert response.status_code == 422
 
 
-async def test_account_json_has_exactly_the_contract_fields_and_no_hash(client):
+async def test_account_json_has_exactly_the_contract_fields_and_no_hash(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     created = await client.post(
         "/accounts",
@@ -437,7 +469,9 @@ async def test_account_json_has_exactly_the_contract_fields_and_no_hash(client):
 # Enabling and disabling
 
 
-async def test_disabling_an_account_refuses_its_access_token_on_the_next_request(client):
+async def test_disabling_an_account_refuses_its_access_token_on_the_next_request(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     account, tokens = await create_user(client)
     assert (await client.get("/accounts/me", headers=bearer(tokens["access_token"]))).is_success
@@ -451,7 +485,7 @@ async def test_disabling_an_account_refuses_its_access_token_on_the_next_request
     assert_refused_token(await client.get("/accounts/me", headers=bearer(tokens["access_token"])))
 
 
-async def test_disabling_an_account_ends_its_sessions(client):
+async def test_disabling_an_account_ends_its_sessions(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account, tokens = await create_user(client)
 
@@ -462,7 +496,7 @@ async def test_disabling_an_account_ends_its_sessions(client):
     assert response.json()["error"] == "invalid_grant"
 
 
-async def test_a_disabled_account_cannot_log_in(client):
+async def test_a_disabled_account_cannot_log_in(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account, _ = await create_user(client)
     await client.patch(f"/accounts/{account['id']}", json={"is_active": False}, headers=headers)
@@ -476,7 +510,9 @@ async def test_a_disabled_account_cannot_log_in(client):
     assert response.json()["error"] == "invalid_grant"
 
 
-async def test_disabled_sessions_stay_ended_after_the_account_is_enabled_again(client):
+async def test_disabled_sessions_stay_ended_after_the_account_is_enabled_again(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     account, tokens = await create_user(client)
     await client.patch(f"/accounts/{account['id']}", json={"is_active": False}, headers=headers)
@@ -494,7 +530,7 @@ async def test_disabled_sessions_stay_ended_after_the_account_is_enabled_again(c
 # Email
 
 
-async def test_patching_a_valid_email_changes_it(client):
+async def test_patching_a_valid_email_changes_it(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account = await create_account(client, headers)
 
@@ -509,7 +545,9 @@ async def test_patching_a_valid_email_changes_it(client):
 
 
 @pytest.mark.parametrize("email", ["not-an-email", "a@", "@b.com", "a b@c.com", 42])
-async def test_patching_an_invalid_email_is_422_and_changes_nothing(client, email):
+async def test_patching_an_invalid_email_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, email: str | int
+) -> None:
     headers = await admin_headers(client)
     account = await create_account(client, headers, email="kept@example.com")
 
@@ -522,7 +560,7 @@ async def test_patching_an_invalid_email_is_422_and_changes_nothing(client, emai
     assert again.json()["email"] == "kept@example.com"
 
 
-async def test_patching_an_email_another_account_uses_is_409(client):
+async def test_patching_an_email_another_account_uses_is_409(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_account(client, headers, email="mine@example.com")
     other = await create_account(client, headers, email="other@example.com")
@@ -536,7 +574,7 @@ async def test_patching_an_email_another_account_uses_is_409(client):
     assert again.json()["email"] == "other@example.com"
 
 
-async def test_patching_email_to_null_clears_it(client):
+async def test_patching_email_to_null_clears_it(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account = await create_account(client, headers, email="gone@example.com")
 
@@ -550,7 +588,7 @@ async def test_patching_email_to_null_clears_it(client):
     assert reuse["email"] == "gone@example.com"
 
 
-async def test_patching_an_unknown_field_is_422(client):
+async def test_patching_an_unknown_field_is_422(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account = await create_account(client, headers)
 
@@ -561,7 +599,7 @@ async def test_patching_an_unknown_field_is_422(client):
     assert response.status_code == 422
 
 
-async def test_patching_an_unknown_account_is_404(client):
+async def test_patching_an_unknown_account_is_404(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     response = await client.patch(
@@ -574,7 +612,9 @@ async def test_patching_an_unknown_account_is_404(client):
 # Deleting
 
 
-async def test_deleting_an_account_answers_204_and_then_it_is_gone(client):
+async def test_deleting_an_account_answers_204_and_then_it_is_gone(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     account = await create_account(client, headers)
 
@@ -587,7 +627,7 @@ async def test_deleting_an_account_answers_204_and_then_it_is_gone(client):
     assert account["username"] not in await list_usernames(client, headers)
 
 
-async def test_a_deleted_accounts_tokens_are_refused(client):
+async def test_a_deleted_accounts_tokens_are_refused(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account, tokens = await create_user(client)
 
@@ -597,7 +637,7 @@ async def test_a_deleted_accounts_tokens_are_refused(client):
     assert (await refresh(client, tokens["refresh_token"])).json()["error"] == "invalid_grant"
 
 
-async def test_a_deleted_accounts_username_can_be_used_again(client):
+async def test_a_deleted_accounts_username_can_be_used_again(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account = await create_account(client, headers, username="reborn")
     await client.delete(f"/accounts/{account['id']}", headers=headers)
@@ -607,7 +647,7 @@ async def test_a_deleted_accounts_username_can_be_used_again(client):
     assert again["id"] != account["id"]
 
 
-async def test_deleting_an_unknown_account_is_404(client):
+async def test_deleting_an_unknown_account_is_404(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     assert (await client.delete(f"/accounts/{uuid.uuid4()}", headers=headers)).status_code == 404
@@ -629,7 +669,9 @@ async def _lose_admin(
 
 
 @pytest.mark.parametrize("how", ["disable", "delete", "unassign"])
-async def test_the_last_active_admin_cannot_lose_admin_rights(client, how):
+async def test_the_last_active_admin_cannot_lose_admin_rights(
+    client: httpx.AsyncClient, how: str
+) -> None:
     headers = await admin_headers(client)
     admin = await admin_account(client, headers)
 
@@ -643,7 +685,9 @@ async def test_the_last_active_admin_cannot_lose_admin_rights(client, how):
 
 
 @pytest.mark.parametrize("how", ["disable", "delete", "unassign"])
-async def test_an_admin_can_lose_admin_rights_while_another_active_admin_remains(client, how):
+async def test_an_admin_can_lose_admin_rights_while_another_active_admin_remains(
+    client: httpx.AsyncClient, how: str
+) -> None:
     headers = await admin_headers(client)
     admin = await admin_account(client, headers)
     second = await make_second_admin(client, headers)
@@ -657,7 +701,9 @@ async def test_an_admin_can_lose_admin_rights_while_another_active_admin_remains
 
 
 @pytest.mark.parametrize("how", ["disable", "delete", "unassign"])
-async def test_a_disabled_second_admin_does_not_count_towards_keeping_the_last_one(client, how):
+async def test_a_disabled_second_admin_does_not_count_towards_keeping_the_last_one(
+    client: httpx.AsyncClient, how: str
+) -> None:
     headers = await admin_headers(client)
     admin = await admin_account(client, headers)
     second = await make_second_admin(client, headers)
@@ -671,7 +717,9 @@ async def test_a_disabled_second_admin_does_not_count_towards_keeping_the_last_o
     assert response.status_code == 409, response.text
 
 
-async def test_the_bootstrap_admin_password_is_not_echoed_anywhere_in_listings(client):
+async def test_the_bootstrap_admin_password_is_not_echoed_anywhere_in_listings(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.get("/accounts", headers=headers)

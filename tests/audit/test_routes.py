@@ -19,7 +19,7 @@ CLIENT_IP = "127.0.0.1"  # httpx's ASGI transport reports this peer
 
 
 class Admin:
-    def __init__(self, client: httpx.AsyncClient, tokens: dict[str, Any]):
+    def __init__(self, client: httpx.AsyncClient, tokens: dict[str, Any]) -> None:
         self.client = client
         self.headers = bearer(tokens["access_token"])
         self.id = claims(tokens["access_token"])["sub"]
@@ -152,7 +152,9 @@ ADMIN_CHANGES: dict[str, Callable[[Admin], Awaitable[tuple[str, dict[str, Any]]]
 
 
 @pytest.mark.parametrize("action", list(ADMIN_CHANGES))
-async def test_each_admin_change_is_logged_with_the_admin_as_actor_and_its_target(client, action):
+async def test_each_admin_change_is_logged_with_the_admin_as_actor_and_its_target(
+    client: httpx.AsyncClient, action: str
+) -> None:
     admin = await as_admin(client)
 
     target, detail = await ADMIN_CHANGES[action](admin)
@@ -164,7 +166,7 @@ async def test_each_admin_change_is_logged_with_the_admin_as_actor_and_its_targe
     assert detail.items() <= entry["detail"].items()
 
 
-async def test_a_change_that_is_refused_leaves_no_audit_entry(client):
+async def test_a_change_that_is_refused_leaves_no_audit_entry(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
 
     response = await client.patch(
@@ -175,7 +177,9 @@ async def test_a_change_that_is_refused_leaves_no_audit_entry(client):
     assert await admin.events(action="account.update") == []
 
 
-async def test_a_change_that_changes_nothing_leaves_no_audit_entry(client):
+async def test_a_change_that_changes_nothing_leaves_no_audit_entry(
+    client: httpx.AsyncClient,
+) -> None:
     admin = await as_admin(client)
     account, _ = await create_user(client)
 
@@ -188,7 +192,9 @@ async def test_a_change_that_changes_nothing_leaves_no_audit_entry(client):
 # Sign-in events
 
 
-async def test_a_login_is_logged_with_the_account_as_actor_and_target(client):
+async def test_a_login_is_logged_with_the_account_as_actor_and_target(
+    client: httpx.AsyncClient,
+) -> None:
     account, _ = await create_user(client)
     admin = await as_admin(client)
 
@@ -198,7 +204,9 @@ async def test_a_login_is_logged_with_the_account_as_actor_and_target(client):
     assert entry["actor"] == entry["target"] == account["id"]
 
 
-async def test_a_failed_login_for_a_known_account_is_logged_as_anonymous(client):
+async def test_a_failed_login_for_a_known_account_is_logged_as_anonymous(
+    client: httpx.AsyncClient,
+) -> None:
     account = await signup(client)
     response = await client.post(
         "/auth/token",
@@ -214,7 +222,9 @@ async def test_a_failed_login_for_a_known_account_is_logged_as_anonymous(client)
     assert entry["target"] == account["id"]
 
 
-async def test_a_failed_login_for_an_unknown_username_is_logged_as_anonymous(client):
+async def test_a_failed_login_for_an_unknown_username_is_logged_as_anonymous(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         "/auth/token",
         data={"grant_type": "password", "username": "nobody_here", "password": "whatever-x1"},
@@ -229,7 +239,9 @@ async def test_a_failed_login_for_an_unknown_username_is_logged_as_anonymous(cli
     assert entry["target"] == "nobody_here"
 
 
-async def test_a_logout_is_logged_with_the_account_as_actor_and_the_session_as_target(client):
+async def test_a_logout_is_logged_with_the_account_as_actor_and_the_session_as_target(
+    client: httpx.AsyncClient,
+) -> None:
     account, tokens = await create_user(client)
     response = await client.post("/auth/logout", headers=bearer(tokens["access_token"]))
     assert response.status_code == 204
@@ -242,7 +254,9 @@ async def test_a_logout_is_logged_with_the_account_as_actor_and_the_session_as_t
     assert entry["target"] == claims(tokens["access_token"])["sid"]
 
 
-async def test_a_reused_refresh_token_is_logged_against_its_account(client):
+async def test_a_reused_refresh_token_is_logged_against_its_account(
+    client: httpx.AsyncClient,
+) -> None:
     account, tokens = await create_user(client)
     assert (await refresh(client, tokens["refresh_token"])).status_code == 200
     assert (await refresh(client, tokens["refresh_token"])).status_code == 400
@@ -258,7 +272,9 @@ async def test_a_reused_refresh_token_is_logged_against_its_account(client):
 # No secrets
 
 
-async def test_no_password_or_token_used_anywhere_appears_in_the_log(client):
+async def test_no_password_or_token_used_anywhere_appears_in_the_log(
+    client: httpx.AsyncClient,
+) -> None:
     secrets_used = [PASSWORD, ADMIN_PASSWORD, "wrong-guess-Zq81", "brand new passphrase 77"]
     admin = await as_admin(client)
     secrets_used += [admin.headers["Authorization"].split()[1]]
@@ -301,7 +317,7 @@ async def test_no_password_or_token_used_anywhere_appears_in_the_log(client):
 # Order, paging, filters, limits
 
 
-async def test_entries_come_newest_first(client):
+async def test_entries_come_newest_first(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
     for name in ("first:s", "second:s", "third:s"):
         await admin.post("/scopes", {"name": name})
@@ -315,7 +331,7 @@ async def test_entries_come_newest_first(client):
     assert times == sorted(times, reverse=True)
 
 
-async def test_pages_chain_through_every_entry_exactly_once(client):
+async def test_pages_chain_through_every_entry_exactly_once(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
     for i in range(7):
         await admin.post("/scopes", {"name": f"paged:{i}"})
@@ -338,7 +354,7 @@ async def test_pages_chain_through_every_entry_exactly_once(client):
     assert len(seen) == len(set(seen)) >= 9
 
 
-async def test_pages_keep_their_place_while_new_entries_arrive(client):
+async def test_pages_keep_their_place_while_new_entries_arrive(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
     for i in range(4):
         await admin.post("/scopes", {"name": f"old:{i}"})
@@ -353,7 +369,7 @@ async def test_pages_keep_their_place_while_new_entries_arrive(client):
     assert [e["target"] for e in second.json()["items"]] == ["old:1", "old:0"]
 
 
-async def test_the_action_filter_returns_only_that_action(client):
+async def test_the_action_filter_returns_only_that_action(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
     await admin.post("/scopes", {"name": "a:1"})
     await admin.post("/roles", {"name": "r1", "scopes": []})
@@ -364,7 +380,9 @@ async def test_the_action_filter_returns_only_that_action(client):
     assert [e["target"] for e in entries] == ["a:2", "a:1"]
 
 
-async def test_the_actor_filter_returns_only_that_accounts_events(client):
+async def test_the_actor_filter_returns_only_that_accounts_events(
+    client: httpx.AsyncClient,
+) -> None:
     admin = await as_admin(client)
     account, tokens = await create_user(client)
     await client.post("/auth/logout", headers=bearer(tokens["access_token"]))
@@ -376,7 +394,7 @@ async def test_the_actor_filter_returns_only_that_accounts_events(client):
     assert all(e["actor"] == account["id"] for e in entries)
 
 
-async def test_the_actor_and_action_filters_combine(client):
+async def test_the_actor_and_action_filters_combine(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
     account, _ = await create_user(client)
     await login(client, account["username"])
@@ -387,13 +405,13 @@ async def test_the_actor_and_action_filters_combine(client):
     assert all(e["actor"] == account["id"] and e["action"] == "auth.login" for e in entries)
 
 
-async def test_an_unknown_action_filter_finds_nothing(client):
+async def test_an_unknown_action_filter_finds_nothing(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
 
     assert await admin.events(action="no.such") == []
 
 
-async def test_an_actor_filter_that_is_not_a_uuid_is_422(client):
+async def test_an_actor_filter_that_is_not_a_uuid_is_422(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
 
     response = await client.get("/audit", params={"actor": "admin"}, headers=admin.headers)
@@ -402,7 +420,7 @@ async def test_an_actor_filter_that_is_not_a_uuid_is_422(client):
 
 
 @pytest.mark.parametrize("limit", [0, 101, -5])
-async def test_a_limit_outside_1_to_100_is_422(client, limit):
+async def test_a_limit_outside_1_to_100_is_422(client: httpx.AsyncClient, limit: int) -> None:
     admin = await as_admin(client)
 
     response = await client.get("/audit", params={"limit": limit}, headers=admin.headers)
@@ -410,7 +428,7 @@ async def test_a_limit_outside_1_to_100_is_422(client, limit):
     assert response.status_code == 422
 
 
-async def test_a_limit_of_one_returns_one_entry_and_a_cursor(client):
+async def test_a_limit_of_one_returns_one_entry_and_a_cursor(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
     await admin.post("/scopes", {"name": "one:more"})
 
@@ -420,7 +438,7 @@ async def test_a_limit_of_one_returns_one_entry_and_a_cursor(client):
     assert response.json()["next_cursor"] is not None
 
 
-async def test_the_default_limit_is_50(client):
+async def test_the_default_limit_is_50(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
     for i in range(26):
         await admin.post("/scopes", {"name": f"bulk:{i}"})
@@ -448,7 +466,7 @@ def _b64(text: str) -> str:
         "%00",
     ],
 )
-async def test_a_garbage_cursor_is_422_not_500(client, cursor):
+async def test_a_garbage_cursor_is_422_not_500(client: httpx.AsyncClient, cursor: str) -> None:
     admin = await as_admin(client)
 
     response = await client.get("/audit", params={"cursor": cursor}, headers=admin.headers)
@@ -456,7 +474,7 @@ async def test_a_garbage_cursor_is_422_not_500(client, cursor):
     assert response.status_code == 422, response.text
 
 
-async def test_a_nul_in_the_action_filter_is_no_server_error(client):
+async def test_a_nul_in_the_action_filter_is_no_server_error(client: httpx.AsyncClient) -> None:
     admin = await as_admin(client)
 
     response = await client.get("/audit", params={"action": "a\x00b"}, headers=admin.headers)

@@ -41,10 +41,11 @@ def scope_gates(dependant: Dependant) -> Iterator[list[str]]:
 
 def routes() -> list[tuple[str, str, Dependant | None]]:
     """(methods, path, dependant) of every route the app serves, routers flattened."""
-    found = []
+    found: list[tuple[str, str, Dependant | None]] = []
     for context in iter_route_contexts(app.routes):
         methods = ",".join(sorted(getattr(context, "methods", None) or {"*"}))
-        found.append((methods, context.path, getattr(context, "dependant", None)))
+        dependant = getattr(context, "dependant", None)
+        found.append((methods, str(context.path), dependant))
     return found
 
 

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,8 +112,8 @@ def development(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def dev_settings(data_dir: Path, **values: object) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, **values)  # type: ignore[call-arg]
+def dev_settings(data_dir: Path, **values: Any) -> Settings:
+    return Settings(_env_file=None, data_dir=data_dir, **values)
 
 
 @pytest.mark.usefixtures("development")

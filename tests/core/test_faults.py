@@ -10,9 +10,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -126,7 +127,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def timed(call, *args, **kwargs) -> tuple[httpx.Response, float]:
+def timed(
+    call: Callable[..., httpx.Response], *args: Any, **kwargs: Any
+) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     response = call(*args, timeout=DEADLINE_SECONDS + 5, **kwargs)
     return response, time.monotonic() - started
@@ -147,8 +150,8 @@ def token_form(username: str, password: str) -> dict[str, str]:
 
 
 def test_a_database_outage_answers_503_and_service_resumes_with_nothing_lost(
-    private_postgres, tmp_path
-):
+    private_postgres: PrivatePostgres, tmp_path: Path
+) -> None:
     env = server_env(private_postgres.url, tmp_path, GATEHOUSE_DB_TIMEOUT_SECONDS="2")
     with (
         serve(env, log_path=tmp_path / "uvicorn.log") as base,

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, unique_name
+from tests.conftest import ADMIN_PASSWORD, AppFactory, unique_name
 from tests.factories import PASSWORD, admin_login, bearer
 
 MAX_BODY = 2048
@@ -98,8 +98,14 @@ async def admin(client: httpx.AsyncClient) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("method", "path", "body", "field", "kind"), CASES)
 async def test_a_spoiled_field_in_a_json_body_is_refused_with_422(
-    client, admin, method, path, body, field, kind
-):
+    client: httpx.AsyncClient,
+    admin: dict[str, Any],
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+    kind: str,
+) -> None:
     spoiled = dict(body)
     if "username" in spoiled:
         spoiled["username"] = unique_name()
@@ -118,8 +124,13 @@ async def test_a_spoiled_field_in_a_json_body_is_refused_with_422(
 
 @pytest.mark.parametrize(("method", "path", "body", "fields"), JSON_BODIES)
 async def test_the_unspoiled_bodies_used_above_are_accepted(
-    client, admin, method, path, body, fields
-):
+    client: httpx.AsyncClient,
+    admin: dict[str, Any],
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    fields: list[str],
+) -> None:
     response = await client.request(
         method,
         path.format(admin_id=admin["id"]),
@@ -131,7 +142,9 @@ async def test_the_unspoiled_bodies_used_above_are_accepted(
 
 @pytest.mark.parametrize("field", ["username", "password", "scope", "refresh_token"])
 @pytest.mark.parametrize("kind", ["nul", "over_long"])
-async def test_a_spoiled_token_form_field_is_an_invalid_request(client, field, kind):
+async def test_a_spoiled_token_form_field_is_an_invalid_request(
+    client: httpx.AsyncClient, field: str, kind: str
+) -> None:
     grant = "refresh_token" if field == "refresh_token" else "password"
     form = {"grant_type": grant, "username": "someone", "password": PASSWORD}
     if grant == "refresh_token":
@@ -143,7 +156,9 @@ async def test_a_spoiled_token_form_field_is_an_invalid_request(client, field, k
 
 
 @pytest.mark.parametrize("raw", [b"%ED%A0%80", b"%FF%FE", b"%C0%80"])
-async def test_undecodable_bytes_in_a_token_form_are_a_plain_failed_login(client, raw):
+async def test_undecodable_bytes_in_a_token_form_are_a_plain_failed_login(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
     body = b"grant_type=password&username=" + raw + b"&password=" + raw + b"xxxxxxxx"
     response = await client.post(
         "/auth/token",
@@ -154,7 +169,9 @@ async def test_undecodable_bytes_in_a_token_form_are_a_plain_failed_login(client
     assert response.json()["error"] in {"invalid_request", "invalid_grant"}
 
 
-async def test_a_username_that_grows_past_the_limit_when_case_folded_is_refused(client):
+async def test_a_username_that_grows_past_the_limit_when_case_folded_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
     # "ß" folds to "ss": 64 characters become a 128-character unique key.
     response = await client.post("/auth/signup", json={"username": "ß" * 64, "password": PASSWORD})
     assert response.status_code == 422, response.text
@@ -175,19 +192,23 @@ async def test_a_username_that_grows_past_the_limit_when_case_folded_is_refused(
         ("DELETE", "/accounts/{admin_id}/roles/a%00b"),
     ],
 )
-async def test_a_nul_in_the_url_is_refused_with_422(client, admin, method, url):
+async def test_a_nul_in_the_url_is_refused_with_422(
+    client: httpx.AsyncClient, admin: dict[str, Any], method: str, url: str
+) -> None:
     response = await client.request(
         method, url.format(admin_id=admin["id"]), headers=admin["headers"], json={}
     )
     assert response.status_code == 422, response.text
 
 
-async def test_an_over_long_query_parameter_is_refused_with_422(client, admin):
+async def test_an_over_long_query_parameter_is_refused_with_422(
+    client: httpx.AsyncClient, admin: dict[str, Any]
+) -> None:
     response = await client.get("/accounts", params={"q": OVER_LONG}, headers=admin["headers"])
     assert response.status_code == 422, response.text
 
 
-async def test_a_validation_error_does_not_echo_the_password(client):
+async def test_a_validation_error_does_not_echo_the_password(client: httpx.AsyncClient) -> None:
     secret = "correct-horse-battery-staple-" + "x" * 2000
     response = await client.post(
         "/auth/signup", json={"username": "not a valid name", "password": secret}
@@ -196,7 +217,9 @@ async def test_a_validation_error_does_not_echo_the_password(client):
     assert "correct-horse" not in response.text
 
 
-async def test_a_refused_password_change_does_not_echo_either_password(client):
+async def test_a_refused_password_change_does_not_echo_either_password(
+    client: httpx.AsyncClient,
+) -> None:
     tokens = await admin_login(client)
     response = await client.post(
         "/accounts/me/password",
@@ -211,7 +234,9 @@ async def test_a_refused_password_change_does_not_echo_either_password(client):
     assert "new-secret" not in response.text
 
 
-async def test_an_unknown_field_carrying_a_secret_is_refused_without_echo(client):
+async def test_an_unknown_field_carrying_a_secret_is_refused_without_echo(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         "/auth/signup",
         json={"username": unique_name(), "password": PASSWORD, "token": "leaky-secret-token"},
@@ -221,7 +246,9 @@ async def test_an_unknown_field_carrying_a_secret_is_refused_without_echo(client
     assert PASSWORD not in response.text
 
 
-async def test_a_refused_token_request_does_not_echo_the_refresh_token(client):
+async def test_a_refused_token_request_does_not_echo_the_refresh_token(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         "/auth/token",
         data={"grant_type": "refresh_token", "refresh_token": "leaky-refresh\x00" + "z" * 40},
@@ -230,7 +257,7 @@ async def test_a_refused_token_request_does_not_echo_the_refresh_token(client):
     assert "leaky-refresh" not in response.text
 
 
-async def test_a_common_password_is_refused_without_echo(client):
+async def test_a_common_password_is_refused_without_echo(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/auth/signup", json={"username": unique_name(), "password": "password123"}
     )
@@ -252,7 +279,9 @@ async def test_a_common_password_is_refused_without_echo(client):
         (b"username=abc&password=a+fine+passphrase", "application/x-www-form-urlencoded"),
     ],
 )
-async def test_a_malformed_signup_body_is_refused_with_422(client, content, content_type):
+async def test_a_malformed_signup_body_is_refused_with_422(
+    client: httpx.AsyncClient, content: bytes, content_type: str
+) -> None:
     response = await client.post(
         "/auth/signup", content=content, headers={"Content-Type": content_type}
     )
@@ -260,7 +289,9 @@ async def test_a_malformed_signup_body_is_refused_with_422(client, content, cont
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe\xfd", b'{"username": "\xc3\x28"}'])
-async def test_a_body_that_is_not_text_is_a_client_error(client, content):
+async def test_a_body_that_is_not_text_is_a_client_error(
+    client: httpx.AsyncClient, content: bytes
+) -> None:
     # FastAPI answers 400 "error parsing the body" when the bytes do not decode at
     # all (json.loads raises UnicodeDecodeError, not a JSON error); either 4xx is fine.
     response = await client.post(
@@ -279,7 +310,9 @@ async def test_a_body_that_is_not_text_is_a_client_error(client, content):
         b"[]",
     ],
 )
-async def test_wrong_types_in_an_account_update_are_refused_with_422(client, admin, body):
+async def test_wrong_types_in_an_account_update_are_refused_with_422(
+    client: httpx.AsyncClient, admin: dict[str, Any], body: bytes
+) -> None:
     response = await client.patch(
         f"/accounts/{admin['id']}",
         content=body,
@@ -297,7 +330,9 @@ async def test_wrong_types_in_an_account_update_are_refused_with_422(client, adm
         b'{"name": "x"}',
     ],
 )
-async def test_wrong_types_in_a_role_body_are_refused_with_422(client, admin, body):
+async def test_wrong_types_in_a_role_body_are_refused_with_422(
+    client: httpx.AsyncClient, admin: dict[str, Any], body: bytes
+) -> None:
     response = await client.post(
         "/roles", content=body, headers={**admin["headers"], "Content-Type": "application/json"}
     )
@@ -308,12 +343,14 @@ async def test_wrong_types_in_a_role_body_are_refused_with_422(client, admin, bo
 
 
 @pytest.fixture
-async def small_client(make_client) -> AsyncIterator[httpx.AsyncClient]:
+async def small_client(make_client: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client(max_body_bytes=MAX_BODY) as c:
         yield c
 
 
-async def test_a_json_body_over_the_limit_is_refused_with_413(small_client):
+async def test_a_json_body_over_the_limit_is_refused_with_413(
+    small_client: httpx.AsyncClient,
+) -> None:
     response = await small_client.post(
         "/auth/signup", json={"username": unique_name(), "password": "p" * MAX_BODY}
     )
@@ -321,7 +358,9 @@ async def test_a_json_body_over_the_limit_is_refused_with_413(small_client):
     assert response.json() == {"detail": "Request body too large"}
 
 
-async def test_an_unparseable_body_over_the_limit_is_413_not_422(small_client):
+async def test_an_unparseable_body_over_the_limit_is_413_not_422(
+    small_client: httpx.AsyncClient,
+) -> None:
     response = await small_client.post(
         "/auth/signup",
         content=b"{" * (MAX_BODY + 1),
@@ -330,12 +369,16 @@ async def test_an_unparseable_body_over_the_limit_is_413_not_422(small_client):
     assert response.status_code == 413
 
 
-async def test_a_body_over_the_limit_is_refused_before_authentication(small_client):
+async def test_a_body_over_the_limit_is_refused_before_authentication(
+    small_client: httpx.AsyncClient,
+) -> None:
     response = await small_client.post("/roles", content=b"x" * (MAX_BODY + 1))
     assert response.status_code == 413
 
 
-async def test_a_form_body_over_the_limit_is_refused_with_413(small_client):
+async def test_a_form_body_over_the_limit_is_refused_with_413(
+    small_client: httpx.AsyncClient,
+) -> None:
     response = await small_client.post(
         "/auth/token",
         data={"grant_type": "password", "username": "someone", "password": "p" * MAX_BODY},
@@ -343,7 +386,7 @@ async def test_a_form_body_over_the_limit_is_refused_with_413(small_client):
     assert response.status_code == 413
 
 
-async def test_a_body_just_under_the_limit_is_parsed(small_client):
+async def test_a_body_just_under_the_limit_is_parsed(small_client: httpx.AsyncClient) -> None:
     body = {"username": "not a valid name", "password": ""}
     padding = MAX_BODY - len(json.dumps(body)) - 10
     response = await small_client.post(
@@ -361,7 +404,9 @@ async def test_a_body_just_under_the_limit_is_parsed(small_client):
         ("/auth/token", "application/x-www-form-urlencoded"),
     ],
 )
-async def test_a_chunked_body_over_the_limit_is_cut_off_with_413(small_client, path, content_type):
+async def test_a_chunked_body_over_the_limit_is_cut_off_with_413(
+    small_client: httpx.AsyncClient, path: str, content_type: str
+) -> None:
     total_chunks = 1000
     sent = 0
 

@@ -18,6 +18,7 @@ import pytest
 from app.crypto import jwt as tokens
 from app.crypto.jwt import KeyPair, TokenError
 from app.crypto.sealing import generate_private_key
+from tests.conftest import app_state
 from tests.factories import admin_login, bearer, create_user, refresh
 
 INVALID_TOKEN = 'Bearer error="invalid_token", scope="me:read"'
@@ -51,7 +52,7 @@ def other_key(alg: str, kid: str) -> KeyPair:
 
 
 def unsigned_claims(token: str) -> dict[str, Any]:
-    return pyjwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
+    return pyjwt.decode(token, options={"verify_signature": False})
 
 
 async def read_me(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -67,7 +68,7 @@ def assert_invalid_token(response: httpx.Response) -> None:
 
 @pytest.fixture
 def pair(client: httpx.AsyncClient) -> KeyPair:
-    return client.app.state.gatehouse.keyring.signer  # type: ignore[attr-defined,no-any-return]
+    return app_state(client).keyring.signer
 
 
 @pytest.fixture
@@ -427,4 +428,4 @@ async def test_token_with_non_ascii_bytes_is_refused(
 ) -> None:
     header, payload, signature = tokens.sign(claims, pair).split(".")
     raw = f"Bearer {header}.{payload}\u00e9.{signature}".encode("latin-1")
-    assert_invalid_token(await client.get("/accounts/me", headers={"Authorization": raw}))
+    assert_invalid_token(await client.get("/accounts/me", headers={b"Authorization": raw}))

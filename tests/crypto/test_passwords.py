@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.core.config import Settings
 from app.crypto.passwords import (
@@ -18,7 +19,7 @@ from app.crypto.passwords import (
     policy_violation,
 )
 from app.tables import Account
-from tests.conftest import AppFactory
+from tests.conftest import AppFactory, app_state
 from tests.factories import PASSWORD, login, signup
 
 
@@ -36,7 +37,7 @@ def hasher() -> Iterator[PasswordHasher]:
 @pytest.fixture(scope="module")
 def real_hasher() -> Iterator[PasswordHasher]:
     """The production default cost: what the loop must survive."""
-    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)
     hasher = PasswordHasher(
         time_cost=defaults.argon2_time_cost,
         memory_kib=defaults.argon2_memory_kib,
@@ -48,9 +49,9 @@ def real_hasher() -> Iterator[PasswordHasher]:
 
 
 async def stored_hash(client: httpx.AsyncClient, account_id: str) -> str:
-    async with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+    async with app_state(client).sessionmaker() as session:
         value = await session.scalar(
-            select(Account.password_hash).where(Account.id == uuid.UUID(account_id))
+            select(col(Account.password_hash)).where(col(Account.id) == uuid.UUID(account_id))
         )
     assert value is not None
     return value

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from app.tables import AuthSession
+from tests.conftest import AppFactory, app_state
 from tests.factories import admin_login, bearer, create_user, login, refresh, signup
 
 
@@ -25,17 +27,19 @@ async def age_session(client: httpx.AsyncClient, session_id: str, seconds: int) 
     """Move a session's clock back, as if it had been created and last used
     `seconds` earlier: the server's own expiry checks then decide."""
     shift = timedelta(seconds=seconds)
-    async with client.app.state.sessionmaker() as db, db.begin():  # type: ignore[attr-defined]
+    async with app_state(client).sessionmaker() as db, db.begin():
         row = (
             await db.execute(
                 select(
-                    AuthSession.created_at, AuthSession.last_used_at, AuthSession.expires_at
-                ).where(AuthSession.id == uuid.UUID(session_id))
+                    col(AuthSession.created_at),
+                    col(AuthSession.last_used_at),
+                    col(AuthSession.expires_at),
+                ).where(col(AuthSession.id) == uuid.UUID(session_id))
             )
         ).one()
         await db.execute(
             update(AuthSession)
-            .where(AuthSession.id == uuid.UUID(session_id))
+            .where(col(AuthSession.id) == uuid.UUID(session_id))
             .values(
                 created_at=row.created_at - shift,
                 last_used_at=row.last_used_at - shift,
@@ -56,7 +60,9 @@ async def assert_token_refused(client: httpx.AsyncClient, access_token: str) -> 
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
-async def test_refresh_returns_a_new_refresh_token_and_a_working_access_token(client):
+async def test_refresh_returns_a_new_refresh_token_and_a_working_access_token(
+    client: httpx.AsyncClient,
+) -> None:
     account, tokens = await create_user(client)
 
     response = await refresh(client, tokens["refresh_token"])
@@ -73,7 +79,9 @@ async def test_refresh_returns_a_new_refresh_token_and_a_working_access_token(cl
     assert me.json()["id"] == account["id"]
 
 
-async def test_refreshed_access_token_belongs_to_the_same_session(client):
+async def test_refreshed_access_token_belongs_to_the_same_session(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
 
     body = (await refresh(client, tokens["refresh_token"])).json()
@@ -81,14 +89,14 @@ async def test_refreshed_access_token_belongs_to_the_same_session(client):
     assert claims(body["access_token"])["sid"] == claims(tokens["access_token"])["sid"]
 
 
-async def test_a_refresh_token_cannot_be_used_twice(client):
+async def test_a_refresh_token_cannot_be_used_twice(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
     assert (await refresh(client, tokens["refresh_token"])).status_code == 200
 
     assert_invalid_grant(await refresh(client, tokens["refresh_token"]))
 
 
-async def test_reused_refresh_token_ends_the_session(client):
+async def test_reused_refresh_token_ends_the_session(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
     rotated = (await refresh(client, tokens["refresh_token"])).json()
     assert (await client.get("/accounts/me", headers=bearer(rotated["access_token"]))).is_success
@@ -99,7 +107,7 @@ async def test_reused_refresh_token_ends_the_session(client):
     await assert_token_refused(client, rotated["access_token"])
 
 
-async def test_reused_refresh_token_is_recorded_in_the_audit_log(client):
+async def test_reused_refresh_token_is_recorded_in_the_audit_log(client: httpx.AsyncClient) -> None:
     account, tokens = await create_user(client)
     await refresh(client, tokens["refresh_token"])
     await refresh(client, tokens["refresh_token"])
@@ -119,7 +127,9 @@ async def test_reused_refresh_token_is_recorded_in_the_audit_log(client):
     assert tokens["refresh_token"] not in json.dumps(entry)
 
 
-async def test_twenty_concurrent_refreshes_of_one_token_give_exactly_one_success(client):
+async def test_twenty_concurrent_refreshes_of_one_token_give_exactly_one_success(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
 
     responses = await asyncio.gather(*(refresh(client, tokens["refresh_token"]) for _ in range(20)))
@@ -129,7 +139,9 @@ async def test_twenty_concurrent_refreshes_of_one_token_give_exactly_one_success
     assert {r.json()["error"] for r in responses if r.status_code == 400} == {"invalid_grant"}
 
 
-async def test_refresh_with_a_narrower_scope_grants_only_that_scope(client):
+async def test_refresh_with_a_narrower_scope_grants_only_that_scope(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
 
     response = await refresh(client, tokens["refresh_token"], scope="me:read")
@@ -145,7 +157,7 @@ async def test_refresh_with_a_narrower_scope_grants_only_that_scope(client):
     assert 'error="insufficient_scope"' in denied.headers["www-authenticate"]
 
 
-async def test_refresh_asking_for_a_wider_scope_is_invalid_scope(client):
+async def test_refresh_asking_for_a_wider_scope_is_invalid_scope(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     tokens = await login(client, account["username"], scope="me:read")
 
@@ -155,7 +167,9 @@ async def test_refresh_asking_for_a_wider_scope_is_invalid_scope(client):
     assert response.json()["error"] == "invalid_scope"
 
 
-async def test_refresh_token_refused_for_a_wider_scope_is_still_usable(client):
+async def test_refresh_token_refused_for_a_wider_scope_is_still_usable(
+    client: httpx.AsyncClient,
+) -> None:
     account = await signup(client)
     tokens = await login(client, account["username"], scope="me:read")
     await refresh(client, tokens["refresh_token"], scope="me:read me:write")
@@ -166,7 +180,9 @@ async def test_refresh_token_refused_for_a_wider_scope_is_still_usable(client):
     assert response.json()["scope"] == "me:read"
 
 
-async def test_refresh_asking_for_an_unknown_scope_is_invalid_scope(client):
+async def test_refresh_asking_for_an_unknown_scope_is_invalid_scope(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
 
     response = await refresh(client, tokens["refresh_token"], scope="me:read no-such:scope")
@@ -175,7 +191,9 @@ async def test_refresh_asking_for_an_unknown_scope_is_invalid_scope(client):
     assert response.json()["error"] == "invalid_scope"
 
 
-async def test_refresh_token_refused_for_an_unknown_scope_is_still_usable(client):
+async def test_refresh_token_refused_for_an_unknown_scope_is_still_usable(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
     await refresh(client, tokens["refresh_token"], scope="no-such:scope")
 
@@ -185,7 +203,9 @@ async def test_refresh_token_refused_for_an_unknown_scope_is_still_usable(client
     assert response.json()["scope"] == "me:read me:write"
 
 
-async def test_refresh_after_a_role_is_unassigned_lacks_its_scopes(client):
+async def test_refresh_after_a_role_is_unassigned_lacks_its_scopes(
+    client: httpx.AsyncClient,
+) -> None:
     admin = (await admin_login(client))["access_token"]
     created = await client.post(
         "/scopes",
@@ -214,7 +234,9 @@ async def test_refresh_after_a_role_is_unassigned_lacks_its_scopes(client):
     assert claims(response.json()["access_token"])["scope"] == "me:read me:write"
 
 
-async def test_refresh_of_a_session_past_its_absolute_lifetime_is_invalid_grant(make_client):
+async def test_refresh_of_a_session_past_its_absolute_lifetime_is_invalid_grant(
+    make_client: AppFactory,
+) -> None:
     async with make_client(
         refresh_token_ttl_seconds=60, session_idle_timeout_seconds=3600
     ) as client:
@@ -224,7 +246,9 @@ async def test_refresh_of_a_session_past_its_absolute_lifetime_is_invalid_grant(
         assert_invalid_grant(await refresh(client, tokens["refresh_token"]))
 
 
-async def test_refresh_of_a_session_just_inside_its_absolute_lifetime_succeeds(make_client):
+async def test_refresh_of_a_session_just_inside_its_absolute_lifetime_succeeds(
+    make_client: AppFactory,
+) -> None:
     async with make_client(
         refresh_token_ttl_seconds=60, session_idle_timeout_seconds=3600
     ) as client:
@@ -236,7 +260,7 @@ async def test_refresh_of_a_session_just_inside_its_absolute_lifetime_succeeds(m
         assert response.status_code == 200, response.text
 
 
-async def test_refresh_of_an_idle_session_is_invalid_grant(make_client):
+async def test_refresh_of_an_idle_session_is_invalid_grant(make_client: AppFactory) -> None:
     async with make_client(
         refresh_token_ttl_seconds=3600, session_idle_timeout_seconds=60
     ) as client:
@@ -246,7 +270,7 @@ async def test_refresh_of_an_idle_session_is_invalid_grant(make_client):
         assert_invalid_grant(await refresh(client, tokens["refresh_token"]))
 
 
-async def test_each_refresh_restarts_the_idle_timeout(make_client):
+async def test_each_refresh_restarts_the_idle_timeout(make_client: AppFactory) -> None:
     async with make_client(
         refresh_token_ttl_seconds=3600, session_idle_timeout_seconds=60
     ) as client:
@@ -271,14 +295,16 @@ async def test_each_refresh_restarts_the_idle_timeout(make_client):
         pytest.param("a.b.c", {"invalid_grant"}, id="jwt-shaped"),
     ],
 )
-async def test_malformed_refresh_token_is_a_400_not_a_500(client, token, errors):
+async def test_malformed_refresh_token_is_a_400_not_a_500(
+    client: httpx.AsyncClient, token: str, errors: set[str]
+) -> None:
     response = await refresh(client, token)
 
     assert response.status_code == 400, response.text
     assert response.json()["error"] in errors
 
 
-async def test_refresh_token_with_a_nul_byte_is_a_400_not_a_500(client):
+async def test_refresh_token_with_a_nul_byte_is_a_400_not_a_500(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/auth/token",
         content=b"grant_type=refresh_token&refresh_token=ab%00cd",
@@ -289,7 +315,9 @@ async def test_refresh_token_with_a_nul_byte_is_a_400_not_a_500(client):
     assert response.json()["error"] in {"invalid_request", "invalid_grant"}
 
 
-async def test_refresh_token_with_invalid_utf8_is_a_400_not_a_500(client):
+async def test_refresh_token_with_invalid_utf8_is_a_400_not_a_500(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         "/auth/token",
         content=b"grant_type=refresh_token&refresh_token=%ff%fe%c3",
@@ -300,7 +328,7 @@ async def test_refresh_token_with_invalid_utf8_is_a_400_not_a_500(client):
     assert response.json()["error"] in {"invalid_request", "invalid_grant"}
 
 
-async def test_refresh_of_a_disabled_account_is_invalid_grant(client):
+async def test_refresh_of_a_disabled_account_is_invalid_grant(client: httpx.AsyncClient) -> None:
     account, tokens = await create_user(client)
     admin = (await admin_login(client))["access_token"]
     disabled = await client.patch(
@@ -311,7 +339,9 @@ async def test_refresh_of_a_disabled_account_is_invalid_grant(client):
     assert_invalid_grant(await refresh(client, tokens["refresh_token"]))
 
 
-async def test_refresh_of_a_disabled_then_re_enabled_account_stays_invalid_grant(client):
+async def test_refresh_of_a_disabled_then_re_enabled_account_stays_invalid_grant(
+    client: httpx.AsyncClient,
+) -> None:
     account, tokens = await create_user(client)
     admin = (await admin_login(client))["access_token"]
     for active in (False, True):
@@ -323,7 +353,9 @@ async def test_refresh_of_a_disabled_then_re_enabled_account_stays_invalid_grant
     assert_invalid_grant(await refresh(client, tokens["refresh_token"]))
 
 
-async def test_refresh_after_a_role_is_assigned_carries_its_scopes(client):
+async def test_refresh_after_a_role_is_assigned_carries_its_scopes(
+    client: httpx.AsyncClient,
+) -> None:
     admin = (await admin_login(client))["access_token"]
     created = await client.post(
         "/scopes",
@@ -346,7 +378,9 @@ async def test_refresh_after_a_role_is_assigned_carries_its_scopes(client):
     assert response.json()["scope"] == "me:read me:write reports:read"
 
 
-async def test_refresh_of_a_login_that_named_its_scopes_gains_no_role_assigned_later(client):
+async def test_refresh_of_a_login_that_named_its_scopes_gains_no_role_assigned_later(
+    client: httpx.AsyncClient,
+) -> None:
     admin = (await admin_login(client))["access_token"]
     await client.post(
         "/scopes",

@@ -4,6 +4,7 @@ demotions race."""
 
 import asyncio
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -54,10 +55,20 @@ async def role_or_none(
     client: httpx.AsyncClient, headers: dict[str, str], name: str
 ) -> dict[str, Any] | None:
     response = await client.get(f"/roles/{name}", headers=headers)
-    return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+    return response.json() if response.status_code == 200 else None
 
 
-async def roles_of(client: httpx.AsyncClient, headers: dict[str, str], account_id: str) -> list:
+async def existing_role(
+    client: httpx.AsyncClient, headers: dict[str, str], name: str
+) -> dict[str, Any]:
+    role = await role_or_none(client, headers, name)
+    assert role is not None, f"role {name} is missing"
+    return role
+
+
+async def roles_of(
+    client: httpx.AsyncClient, headers: dict[str, str], account_id: str
+) -> list[str]:
     return (await client.get(f"/accounts/{account_id}", headers=headers)).json()["roles"]  # type: ignore[no-any-return]
 
 
@@ -71,7 +82,9 @@ def assert_insufficient_scope(response: httpx.Response, scope: str) -> None:
 # Nobody grants what they do not hold
 
 
-async def test_admin_lite_creates_a_role_with_only_scopes_it_holds(client):
+async def test_admin_lite_creates_a_role_with_only_scopes_it_holds(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
 
@@ -86,7 +99,9 @@ async def test_admin_lite_creates_a_role_with_only_scopes_it_holds(client):
 @pytest.mark.parametrize(
     "scopes", [["audit:read"], ["accounts:write"], ["me:read", "audit:read"], ["me:write"]]
 )
-async def test_admin_lite_cannot_create_a_role_with_a_scope_it_lacks(client, scopes):
+async def test_admin_lite_cannot_create_a_role_with_a_scope_it_lacks(
+    client: httpx.AsyncClient, scopes: list[str]
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
 
@@ -97,7 +112,9 @@ async def test_admin_lite_cannot_create_a_role_with_a_scope_it_lacks(client, sco
 
 
 @pytest.mark.parametrize("scope", ["audit:read", "accounts:write"])
-async def test_admin_lite_cannot_add_a_scope_it_lacks_to_a_role(client, scope):
+async def test_admin_lite_cannot_add_a_scope_it_lacks_to_a_role(
+    client: httpx.AsyncClient, scope: str
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     await create_role(client, lite, "helper", ["me:read"])
@@ -107,10 +124,12 @@ async def test_admin_lite_cannot_add_a_scope_it_lacks_to_a_role(client, scope):
     )
 
     assert response.status_code == 403, response.text
-    assert (await role_or_none(client, headers, "helper"))["scopes"] == ["me:read"]
+    assert (await existing_role(client, headers, "helper"))["scopes"] == ["me:read"]
 
 
-async def test_admin_lite_cannot_add_a_scope_it_lacks_to_its_own_role(client):
+async def test_admin_lite_cannot_add_a_scope_it_lacks_to_its_own_role(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
 
@@ -119,10 +138,12 @@ async def test_admin_lite_cannot_add_a_scope_it_lacks_to_its_own_role(client):
     )
 
     assert response.status_code == 403, response.text
-    assert (await role_or_none(client, headers, "roleadmin"))["scopes"] == LITE_SCOPES
+    assert (await existing_role(client, headers, "roleadmin"))["scopes"] == LITE_SCOPES
 
 
-async def test_admin_lite_cannot_strip_a_scope_it_lacks_from_a_role(client):
+async def test_admin_lite_cannot_strip_a_scope_it_lacks_from_a_role(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     await create_role(client, headers, "auditor", ["audit:read", "me:read"])
@@ -130,10 +151,12 @@ async def test_admin_lite_cannot_strip_a_scope_it_lacks_from_a_role(client):
     response = await client.patch("/roles/auditor", json={"scopes": ["me:read"]}, headers=lite)
 
     assert response.status_code == 403, response.text
-    assert (await role_or_none(client, headers, "auditor"))["scopes"] == ["audit:read", "me:read"]
+    assert (await existing_role(client, headers, "auditor"))["scopes"] == ["audit:read", "me:read"]
 
 
-async def test_admin_lite_cannot_redescribe_a_role_carrying_scopes_it_lacks(client):
+async def test_admin_lite_cannot_redescribe_a_role_carrying_scopes_it_lacks(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     before = await role_or_none(client, headers, "admin")
@@ -146,7 +169,9 @@ async def test_admin_lite_cannot_redescribe_a_role_carrying_scopes_it_lacks(clie
     assert await role_or_none(client, headers, "admin") == before
 
 
-async def test_admin_lite_cannot_delete_a_role_carrying_scopes_it_lacks(client):
+async def test_admin_lite_cannot_delete_a_role_carrying_scopes_it_lacks(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     await create_role(client, headers, "auditor", ["audit:read"])
@@ -158,7 +183,9 @@ async def test_admin_lite_cannot_delete_a_role_carrying_scopes_it_lacks(client):
 
 
 @pytest.mark.parametrize("target", ["itself", "another account"])
-async def test_admin_lite_cannot_assign_the_admin_role(client, target):
+async def test_admin_lite_cannot_assign_the_admin_role(
+    client: httpx.AsyncClient, target: str
+) -> None:
     headers = await admin_headers(client)
     lite_account, lite = await admin_lite(client, headers)
     other, _ = await create_user(client)
@@ -170,7 +197,9 @@ async def test_admin_lite_cannot_assign_the_admin_role(client, target):
     assert "admin" not in await roles_of(client, headers, account_id)
 
 
-async def test_admin_lite_cannot_take_the_admin_role_from_an_admin(client):
+async def test_admin_lite_cannot_take_the_admin_role_from_an_admin(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     second = await create_account(client, headers, ["admin"])
@@ -181,7 +210,9 @@ async def test_admin_lite_cannot_take_the_admin_role_from_an_admin(client):
     assert await roles_of(client, headers, second["id"]) == ["admin"]
 
 
-async def test_admin_lite_cannot_assign_a_role_carrying_a_scope_it_lacks(client):
+async def test_admin_lite_cannot_assign_a_role_carrying_a_scope_it_lacks(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     other = await create_account(client, headers, [])
@@ -193,7 +224,7 @@ async def test_admin_lite_cannot_assign_a_role_carrying_a_scope_it_lacks(client)
     assert await roles_of(client, headers, other["id"]) == []
 
 
-async def test_admin_lite_assigns_a_role_whose_scopes_it_holds(client):
+async def test_admin_lite_assigns_a_role_whose_scopes_it_holds(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     await create_role(client, lite, "viewer", ["roles:read"])
@@ -205,7 +236,7 @@ async def test_admin_lite_assigns_a_role_whose_scopes_it_holds(client):
     assert response.json()["roles"] == ["user", "viewer"]
 
 
-async def test_admin_lite_cannot_read_the_audit_log(client):
+async def test_admin_lite_cannot_read_the_audit_log(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
 
@@ -214,7 +245,7 @@ async def test_admin_lite_cannot_read_the_audit_log(client):
     assert_insufficient_scope(response, "audit:read")
 
 
-async def test_admin_counts_as_holding_custom_scopes(client):
+async def test_admin_counts_as_holding_custom_scopes(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     assert (
         await client.post("/scopes", json={"name": "billing:read"}, headers=headers)
@@ -231,7 +262,9 @@ async def test_admin_counts_as_holding_custom_scopes(client):
     assert "billing:read" in assigned.json()["scopes"]
 
 
-async def test_an_admins_token_does_not_carry_custom_scopes_it_was_not_granted(client):
+async def test_an_admins_token_does_not_carry_custom_scopes_it_was_not_granted(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await client.post("/scopes", json={"name": "billing:read"}, headers=headers)
 
@@ -240,7 +273,9 @@ async def test_an_admins_token_does_not_carry_custom_scopes_it_was_not_granted(c
     assert "billing:read" not in tokens["scope"].split()
 
 
-async def test_admin_lite_cannot_assign_a_role_carrying_a_custom_scope(client):
+async def test_admin_lite_cannot_assign_a_role_carrying_a_custom_scope(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     await client.post("/scopes", json={"name": "billing:read"}, headers=headers)
@@ -253,7 +288,9 @@ async def test_admin_lite_cannot_assign_a_role_carrying_a_custom_scope(client):
     assert "billing" not in await roles_of(client, headers, other["id"])
 
 
-async def test_admin_lite_cannot_create_a_role_carrying_a_custom_scope(client):
+async def test_admin_lite_cannot_create_a_role_carrying_a_custom_scope(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     _, lite = await admin_lite(client, headers)
     await client.post("/scopes", json={"name": "billing:read"}, headers=headers)
@@ -292,6 +329,7 @@ ADMIN_ENDPOINTS = [
     ("DELETE", "/scopes/" + VICTIM_SCOPE, None, "roles:write"),
     ("GET", "/audit", None, "audit:read"),
 ]
+Demote = Callable[[dict[str, str], str], Coroutine[Any, Any, httpx.Response]]
 ENDPOINT_IDS = [f"{m} {p}" for m, p, _, _ in ADMIN_ENDPOINTS]
 
 
@@ -317,8 +355,12 @@ async def victim_setup(client: httpx.AsyncClient) -> tuple[dict[str, str], dict[
 
 @pytest.mark.parametrize(("method", "path", "body", "needed"), ADMIN_ENDPOINTS, ids=ENDPOINT_IDS)
 async def test_every_admin_endpoint_refuses_a_plain_user_token_without_side_effect(
-    client, method, path, body, needed
-):
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    needed: str,
+) -> None:
     headers, ids = await victim_setup(client)
     me, tokens = await create_user(client)
     ids["me"] = me["id"]
@@ -335,8 +377,12 @@ async def test_every_admin_endpoint_refuses_a_plain_user_token_without_side_effe
 
 @pytest.mark.parametrize(("method", "path", "body", "needed"), ADMIN_ENDPOINTS, ids=ENDPOINT_IDS)
 async def test_an_admin_token_narrowed_to_me_read_is_refused_by_every_admin_endpoint(
-    client, method, path, body, needed
-):
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    needed: str,
+) -> None:
     headers, ids = await victim_setup(client)
     narrowed = await admin_login(client, scope="me:read")
     assert narrowed["scope"] == "me:read"
@@ -351,7 +397,9 @@ async def test_an_admin_token_narrowed_to_me_read_is_refused_by_every_admin_endp
     assert await snapshot(client, headers) == before
 
 
-async def test_every_admin_endpoint_refuses_a_request_without_a_token(client):
+async def test_every_admin_endpoint_refuses_a_request_without_a_token(
+    client: httpx.AsyncClient,
+) -> None:
     headers, ids = await victim_setup(client)
     ids["me"] = str(uuid.uuid4())
     before = await snapshot(client, headers)
@@ -383,7 +431,7 @@ class LockGate:
     are waiting on them, then lets them go at once: their token checks are done and
     the race is real on every round. SQLite serialises writers by itself."""
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str) -> None:
         self.url = database_url.replace("postgresql+asyncpg://", "postgresql://")
         self.postgres = database_url.startswith("postgresql")
 
@@ -416,7 +464,7 @@ class LockGate:
             await self.conn.close()
 
 
-async def _race(client: httpx.AsyncClient, database_url: str, demote: Any, ok: int) -> None:
+async def _race(client: httpx.AsyncClient, database_url: str, demote: Demote, ok: int) -> None:
     """Rounds of: the one active admin makes a second; each demotes the other at once."""
     survivor = (ADMIN_USERNAME, ADMIN_PASSWORD)
     for _ in range(ROUNDS):
@@ -452,25 +500,27 @@ async def _race(client: httpx.AsyncClient, database_url: str, demote: Any, ok: i
 
 
 async def test_two_admins_unassigning_each_other_at_once_leave_exactly_one_admin(
-    client, database_url
-):
-    async def unassign(headers, target):
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    async def unassign(headers: dict[str, str], target: str) -> httpx.Response:
         return await client.delete(f"/accounts/{target}/roles/admin", headers=headers)
 
     await _race(client, database_url, unassign, ok=200)
 
 
 async def test_two_admins_disabling_each_other_at_once_leave_exactly_one_admin(
-    client, database_url
-):
-    async def disable(headers, target):
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    async def disable(headers: dict[str, str], target: str) -> httpx.Response:
         return await client.patch(f"/accounts/{target}", json={"is_active": False}, headers=headers)
 
     await _race(client, database_url, disable, ok=200)
 
 
-async def test_two_admins_deleting_each_other_at_once_leave_exactly_one_admin(client, database_url):
-    async def delete(headers, target):
+async def test_two_admins_deleting_each_other_at_once_leave_exactly_one_admin(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    async def delete(headers: dict[str, str], target: str) -> httpx.Response:
         return await client.delete(f"/accounts/{target}", headers=headers)
 
     await _race(client, database_url, delete, ok=204)

@@ -65,7 +65,7 @@ def scopes_of(token_response: dict[str, Any] | httpx.Response) -> list[str]:
 # Reading roles
 
 
-async def test_the_built_in_roles_are_listed_with_their_scopes(client):
+async def test_the_built_in_roles_are_listed_with_their_scopes(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     response = await client.get("/roles", headers=headers)
@@ -80,7 +80,7 @@ async def test_the_built_in_roles_are_listed_with_their_scopes(client):
         assert set(role) == ROLE_FIELDS
 
 
-async def test_one_role_is_read_by_name(client):
+async def test_one_role_is_read_by_name(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     response = await client.get("/roles/user", headers=headers)
@@ -91,7 +91,7 @@ async def test_one_role_is_read_by_name(client):
     assert set(response.json()) == ROLE_FIELDS
 
 
-async def test_reading_an_unknown_role_is_404(client):
+async def test_reading_an_unknown_role_is_404(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     assert (await client.get("/roles/nope", headers=headers)).status_code == 404
@@ -100,7 +100,7 @@ async def test_reading_an_unknown_role_is_404(client):
 # Creating, changing, deleting roles
 
 
-async def test_creating_a_role_answers_201_with_the_role(client):
+async def test_creating_a_role_answers_201_with_the_role(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     response = await client.post(
@@ -120,7 +120,7 @@ async def test_creating_a_role_answers_201_with_the_role(client):
     assert "auditor" in [r["name"] for r in (await client.get("/roles", headers=headers)).json()]
 
 
-async def test_creating_a_role_with_no_scopes_is_allowed(client):
+async def test_creating_a_role_with_no_scopes_is_allowed(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     role = await create_role(client, headers, "empty", [])
@@ -129,7 +129,9 @@ async def test_creating_a_role_with_no_scopes_is_allowed(client):
 
 
 @pytest.mark.parametrize("name", ["auditor", "admin", "user"])
-async def test_creating_a_role_whose_name_exists_is_409(client, name):
+async def test_creating_a_role_whose_name_exists_is_409(
+    client: httpx.AsyncClient, name: str
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "auditor", ["audit:read"])
     before = (await client.get(f"/roles/{name}", headers=headers)).json()
@@ -142,7 +144,7 @@ async def test_creating_a_role_whose_name_exists_is_409(client, name):
     assert (await client.get(f"/roles/{name}", headers=headers)).json() == before
 
 
-async def test_creating_a_role_with_an_unknown_scope_is_refused(client):
+async def test_creating_a_role_with_an_unknown_scope_is_refused(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     response = await client.post(
@@ -154,7 +156,9 @@ async def test_creating_a_role_with_an_unknown_scope_is_refused(client):
 
 
 @pytest.mark.parametrize("name", ["", "has space", "-leading", "x" * 65, "a/b"])
-async def test_creating_a_role_with_a_malformed_name_is_422(client, name):
+async def test_creating_a_role_with_a_malformed_name_is_422(
+    client: httpx.AsyncClient, name: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.post("/roles", json={"name": name, "scopes": []}, headers=headers)
@@ -162,7 +166,7 @@ async def test_creating_a_role_with_a_malformed_name_is_422(client, name):
     assert response.status_code == 422
 
 
-async def test_patching_a_roles_description_changes_only_that(client):
+async def test_patching_a_roles_description_changes_only_that(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "support", ["accounts:read"], description="old")
 
@@ -175,7 +179,7 @@ async def test_patching_a_roles_description_changes_only_that(client):
     assert response.json()["scopes"] == ["accounts:read"]
 
 
-async def test_patching_a_roles_scopes_replaces_them(client):
+async def test_patching_a_roles_scopes_replaces_them(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "support", ["accounts:read"])
 
@@ -191,7 +195,7 @@ async def test_patching_a_roles_scopes_replaces_them(client):
     ]
 
 
-async def test_patching_an_unknown_role_is_404(client):
+async def test_patching_an_unknown_role_is_404(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     response = await client.patch("/roles/nope", json={"description": "x"}, headers=headers)
@@ -199,7 +203,7 @@ async def test_patching_an_unknown_role_is_404(client):
     assert response.status_code == 404
 
 
-async def test_patching_the_admin_roles_scopes_is_409(client):
+async def test_patching_the_admin_roles_scopes_is_409(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
 
     response = await client.patch("/roles/admin", json={"scopes": ["me:read"]}, headers=headers)
@@ -210,7 +214,9 @@ async def test_patching_the_admin_roles_scopes_is_409(client):
     )
 
 
-async def test_patching_the_user_role_to_add_a_custom_scope_works(client):
+async def test_patching_the_user_role_to_add_a_custom_scope_works(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     assert (
         await client.post("/scopes", json={"name": "wiki:edit"}, headers=headers)
@@ -226,7 +232,9 @@ async def test_patching_the_user_role_to_add_a_custom_scope_works(client):
     assert scopes_of(tokens) == ["me:read", "me:write", "wiki:edit"]
 
 
-async def test_deleting_a_custom_role_answers_204_and_then_it_is_gone(client):
+async def test_deleting_a_custom_role_answers_204_and_then_it_is_gone(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "temp", ["me:read"])
 
@@ -238,7 +246,7 @@ async def test_deleting_a_custom_role_answers_204_and_then_it_is_gone(client):
 
 
 @pytest.mark.parametrize("name", ["admin", "user"])
-async def test_deleting_a_built_in_role_is_409(client, name):
+async def test_deleting_a_built_in_role_is_409(client: httpx.AsyncClient, name: str) -> None:
     headers = await admin_headers(client)
 
     response = await client.delete(f"/roles/{name}", headers=headers)
@@ -247,7 +255,7 @@ async def test_deleting_a_built_in_role_is_409(client, name):
     assert (await client.get(f"/roles/{name}", headers=headers)).status_code == 200
 
 
-async def test_deleting_a_role_takes_it_from_its_holders(client):
+async def test_deleting_a_role_takes_it_from_its_holders(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "temp", ["accounts:read"])
     account, _ = await create_user(client)
@@ -260,7 +268,7 @@ async def test_deleting_a_role_takes_it_from_its_holders(client):
     assert "accounts:read" not in after.json()["scopes"]
 
 
-async def test_a_role_name_can_be_reused_after_deletion(client):
+async def test_a_role_name_can_be_reused_after_deletion(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "phoenix", ["accounts:read"])
     await client.delete("/roles/phoenix", headers=headers)
@@ -273,7 +281,9 @@ async def test_a_role_name_can_be_reused_after_deletion(client):
 # Assigning and unassigning
 
 
-async def test_assigning_a_role_twice_answers_200_and_lists_it_once(client):
+async def test_assigning_a_role_twice_answers_200_and_lists_it_once(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account, _ = await create_user(client)
@@ -286,7 +296,7 @@ async def test_assigning_a_role_twice_answers_200_and_lists_it_once(client):
     assert "accounts:read" in second.json()["scopes"]
 
 
-async def test_unassigning_a_role_answers_200_without_it(client):
+async def test_unassigning_a_role_answers_200_without_it(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account, _ = await create_user(client)
@@ -299,7 +309,9 @@ async def test_unassigning_a_role_answers_200_without_it(client):
     assert response.json()["scopes"] == ["me:read", "me:write"]
 
 
-async def test_unassigning_a_role_the_account_does_not_hold_is_a_200_no_op(client):
+async def test_unassigning_a_role_the_account_does_not_hold_is_a_200_no_op(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account, tokens = await create_user(client)
@@ -311,7 +323,7 @@ async def test_unassigning_a_role_the_account_does_not_hold_is_a_200_no_op(clien
     assert (await client.get("/accounts/me", headers=bearer(tokens["access_token"]))).is_success
 
 
-async def test_assigning_an_unknown_role_is_404(client):
+async def test_assigning_an_unknown_role_is_404(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account, _ = await create_user(client)
 
@@ -323,7 +335,7 @@ async def test_assigning_an_unknown_role_is_404(client):
     ]
 
 
-async def test_unassigning_an_unknown_role_is_404(client):
+async def test_unassigning_an_unknown_role_is_404(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     account, _ = await create_user(client)
 
@@ -331,7 +343,9 @@ async def test_unassigning_an_unknown_role_is_404(client):
 
 
 @pytest.mark.parametrize("verb", ["PUT", "DELETE"])
-async def test_role_assignment_on_an_unknown_account_is_404(client, verb):
+async def test_role_assignment_on_an_unknown_account_is_404(
+    client: httpx.AsyncClient, verb: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.request(verb, f"/accounts/{uuid.uuid4()}/roles/user", headers=headers)
@@ -340,7 +354,9 @@ async def test_role_assignment_on_an_unknown_account_is_404(client, verb):
 
 
 @pytest.mark.parametrize("verb", ["PUT", "DELETE"])
-async def test_role_assignment_on_a_non_uuid_account_is_422(client, verb):
+async def test_role_assignment_on_a_non_uuid_account_is_422(
+    client: httpx.AsyncClient, verb: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.request(verb, "/accounts/not-a-uuid/roles/user", headers=headers)
@@ -349,9 +365,11 @@ async def test_role_assignment_on_a_non_uuid_account_is_422(client, verb):
 
 
 @pytest.mark.parametrize("verb", ["GET", "PATCH", "DELETE"])
-async def test_a_nul_in_a_role_name_is_no_server_error(client, verb):
+async def test_a_nul_in_a_role_name_is_no_server_error(
+    client: httpx.AsyncClient, verb: str
+) -> None:
     headers = await admin_headers(client)
-    body = {"json": {"description": "x"}} if verb == "PATCH" else {}
+    body: dict[str, Any] = {"json": {"description": "x"}} if verb == "PATCH" else {}
 
     response = await client.request(verb, "/roles/a%00b", headers=headers, **body)
 
@@ -359,7 +377,9 @@ async def test_a_nul_in_a_role_name_is_no_server_error(client, verb):
 
 
 @pytest.mark.parametrize("verb", ["PUT", "DELETE"])
-async def test_a_nul_in_an_assigned_role_name_is_no_server_error(client, verb):
+async def test_a_nul_in_an_assigned_role_name_is_no_server_error(
+    client: httpx.AsyncClient, verb: str
+) -> None:
     headers = await admin_headers(client)
     account, _ = await create_user(client)
 
@@ -371,7 +391,9 @@ async def test_a_nul_in_an_assigned_role_name_is_no_server_error(client, verb):
 # How role changes reach tokens
 
 
-async def test_an_assigned_roles_scopes_appear_in_the_holders_next_refresh(client):
+async def test_an_assigned_roles_scopes_appear_in_the_holders_next_refresh(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account, tokens = await create_user(client)
@@ -385,7 +407,9 @@ async def test_an_assigned_roles_scopes_appear_in_the_holders_next_refresh(clien
     assert listing.status_code == 200
 
 
-async def test_an_assigned_roles_scopes_appear_in_the_holders_next_login(client):
+async def test_an_assigned_roles_scopes_appear_in_the_holders_next_login(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account, _ = await create_user(client)
@@ -399,7 +423,9 @@ async def test_an_assigned_roles_scopes_appear_in_the_holders_next_login(client)
     ]
 
 
-async def test_assigning_a_role_refuses_the_holders_older_access_token(client):
+async def test_assigning_a_role_refuses_the_holders_older_access_token(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account, tokens = await create_user(client)
@@ -409,7 +435,9 @@ async def test_assigning_a_role_refuses_the_holders_older_access_token(client):
     assert_refused_token(await client.get("/accounts/me", headers=bearer(tokens["access_token"])))
 
 
-async def test_an_unassigned_roles_holder_has_its_token_refused_on_the_next_request(client):
+async def test_an_unassigned_roles_holder_has_its_token_refused_on_the_next_request(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account = (
@@ -430,7 +458,9 @@ async def test_an_unassigned_roles_holder_has_its_token_refused_on_the_next_requ
     assert_refused_token(await client.get("/accounts/me", headers=user_headers))
 
 
-async def test_after_an_unassignment_a_refresh_gives_the_reduced_scopes(client):
+async def test_after_an_unassignment_a_refresh_gives_the_reduced_scopes(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account = (
@@ -453,7 +483,9 @@ async def test_after_an_unassignment_a_refresh_gives_the_reduced_scopes(client):
     assert (await client.get("/accounts", headers=new_headers)).status_code == 403
 
 
-async def test_changing_a_roles_scopes_refuses_its_holders_older_tokens(client):
+async def test_changing_a_roles_scopes_refuses_its_holders_older_tokens(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     holder, holder_tokens = await create_user(client)
@@ -473,7 +505,9 @@ async def test_changing_a_roles_scopes_refuses_its_holders_older_tokens(client):
     assert bystander_me.status_code == 200
 
 
-async def test_after_a_role_loses_a_scope_a_refresh_gives_the_reduced_scopes(client):
+async def test_after_a_role_loses_a_scope_a_refresh_gives_the_reduced_scopes(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read", "roles:read"])
     account, _ = await create_user(client)
@@ -486,7 +520,9 @@ async def test_after_a_role_loses_a_scope_a_refresh_gives_the_reduced_scopes(cli
     assert scopes_of(response) == ["me:read", "me:write", "roles:read"]
 
 
-async def test_after_a_role_gains_a_scope_a_refresh_gives_the_new_scope(client):
+async def test_after_a_role_gains_a_scope_a_refresh_gives_the_new_scope(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["roles:read"])
     account, _ = await create_user(client)
@@ -502,7 +538,9 @@ async def test_after_a_role_gains_a_scope_a_refresh_gives_the_new_scope(client):
     assert scopes_of(response) == ["accounts:read", "me:read", "me:write", "roles:read"]
 
 
-async def test_changing_only_a_roles_description_keeps_holders_tokens(client):
+async def test_changing_only_a_roles_description_keeps_holders_tokens(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account, _ = await create_user(client)
@@ -514,7 +552,7 @@ async def test_changing_only_a_roles_description_keeps_holders_tokens(client):
     assert (await client.get("/accounts", headers=bearer(tokens["access_token"]))).is_success
 
 
-async def test_deleting_a_role_refuses_its_holders_older_tokens(client):
+async def test_deleting_a_role_refuses_its_holders_older_tokens(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "temp", ["accounts:read"])
     account, _ = await create_user(client)
@@ -527,7 +565,9 @@ async def test_deleting_a_role_refuses_its_holders_older_tokens(client):
     assert scopes_of(await refresh(client, tokens["refresh_token"])) == ["me:read", "me:write"]
 
 
-async def test_a_narrowed_session_stays_narrow_after_a_role_is_assigned(client):
+async def test_a_narrowed_session_stays_narrow_after_a_role_is_assigned(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_role(client, headers, "reader", ["accounts:read"])
     account, _ = await create_user(client)

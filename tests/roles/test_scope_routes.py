@@ -39,7 +39,9 @@ async def catalogue(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[
     return {s["name"]: s for s in response.json()}
 
 
-async def test_the_catalogue_lists_every_built_in_scope_flagged_builtin(client):
+async def test_the_catalogue_lists_every_built_in_scope_flagged_builtin(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
 
     scopes = await catalogue(client, headers)
@@ -51,7 +53,9 @@ async def test_the_catalogue_lists_every_built_in_scope_flagged_builtin(client):
         assert scope["description"]
 
 
-async def test_creating_a_custom_scope_answers_201_and_lists_it_not_builtin(client):
+async def test_creating_a_custom_scope_answers_201_and_lists_it_not_builtin(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.post(
@@ -70,7 +74,7 @@ async def test_creating_a_custom_scope_answers_201_and_lists_it_not_builtin(clie
 
 
 @pytest.mark.parametrize("name", ["billing:read", "me:read", "audit:read"])
-async def test_creating_a_scope_that_exists_is_409(client, name):
+async def test_creating_a_scope_that_exists_is_409(client: httpx.AsyncClient, name: str) -> None:
     headers = await admin_headers(client)
     await create_scope(client, headers, "billing:read", "first")
     before = await catalogue(client, headers)
@@ -86,7 +90,9 @@ async def test_creating_a_scope_that_exists_is_409(client, name):
 @pytest.mark.parametrize(
     "name", ["", "has space", ":leading", "x" * 65, "tab\there", "nul\x00", "é:read", None]
 )
-async def test_creating_a_scope_with_a_malformed_name_is_422(client, name):
+async def test_creating_a_scope_with_a_malformed_name_is_422(
+    client: httpx.AsyncClient, name: str | None
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.post(
@@ -97,7 +103,9 @@ async def test_creating_a_scope_with_a_malformed_name_is_422(client, name):
     assert set(await catalogue(client, headers)) == BUILTIN_SCOPES
 
 
-async def test_a_custom_scope_can_be_requested_at_login_once_a_role_carries_it(client):
+async def test_a_custom_scope_can_be_requested_at_login_once_a_role_carries_it(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_scope(client, headers, "wiki:edit")
     await client.post("/roles", json={"name": "editor", "scopes": ["wiki:edit"]}, headers=headers)
@@ -109,7 +117,9 @@ async def test_a_custom_scope_can_be_requested_at_login_once_a_role_carries_it(c
     assert tokens["scope"] == "wiki:edit"
 
 
-async def test_deleting_a_custom_scope_answers_204_and_drops_it_from_the_catalogue(client):
+async def test_deleting_a_custom_scope_answers_204_and_drops_it_from_the_catalogue(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_scope(client, headers, "billing:read")
 
@@ -122,7 +132,7 @@ async def test_deleting_a_custom_scope_answers_204_and_drops_it_from_the_catalog
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_SCOPES))
-async def test_deleting_a_built_in_scope_is_409(client, name):
+async def test_deleting_a_built_in_scope_is_409(client: httpx.AsyncClient, name: str) -> None:
     headers = await admin_headers(client)
 
     response = await client.delete(f"/scopes/{name}", headers=headers)
@@ -133,7 +143,9 @@ async def test_deleting_a_built_in_scope_is_409(client, name):
 
 
 @pytest.mark.parametrize("name", ["no:such", "a%00b", "x" * 65])
-async def test_deleting_an_unknown_scope_is_404_or_422_never_500(client, name):
+async def test_deleting_an_unknown_scope_is_404_or_422_never_500(
+    client: httpx.AsyncClient, name: str
+) -> None:
     headers = await admin_headers(client)
 
     response = await client.delete(f"/scopes/{name}", headers=headers)
@@ -141,7 +153,9 @@ async def test_deleting_an_unknown_scope_is_404_or_422_never_500(client, name):
     assert response.status_code == (404 if name == "no:such" else 422), response.text
 
 
-async def test_deleting_a_custom_scope_removes_it_from_every_role(client):
+async def test_deleting_a_custom_scope_removes_it_from_every_role(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_scope(client, headers, "billing:read")
     await create_scope(client, headers, "billing:write")
@@ -160,7 +174,9 @@ async def test_deleting_a_custom_scope_removes_it_from_every_role(client):
         assert role["scopes"] == ["billing:write", "me:read"]
 
 
-async def test_deleting_a_custom_scope_refuses_its_holders_older_tokens(client):
+async def test_deleting_a_custom_scope_refuses_its_holders_older_tokens(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await admin_headers(client)
     await create_scope(client, headers, "billing:read")
     await client.post(
@@ -181,7 +197,7 @@ async def test_deleting_a_custom_scope_refuses_its_holders_older_tokens(client):
     assert sorted(renewed.json()["scope"].split()) == ["me:read", "me:write"]
 
 
-async def test_a_deleted_scope_name_is_refused_at_login(client):
+async def test_a_deleted_scope_name_is_refused_at_login(client: httpx.AsyncClient) -> None:
     headers = await admin_headers(client)
     await create_scope(client, headers, "billing:read")
     account, _ = await create_user(client)

@@ -3,14 +3,15 @@
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.models import utcnow
-from tests.conftest import ROOT, TEST_SECRET
+from tests.conftest import ROOT, TEST_SECRET, AppFactory, app_state
 from tests.factories import bearer, create_user
 from tests.signing_keys.forgery import header_of
 from tests.signing_keys.keyset import TABLE, restore_signing_keys, set_retire_at
@@ -19,7 +20,9 @@ __all__ = ["restore_signing_keys"]
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")
 
 
-def rotate_key(database_url, tmp_path, *args, secret=TEST_SECRET):
+def rotate_key(
+    database_url: str, tmp_path: Path, *args: str, secret: str = TEST_SECRET
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "GATEHOUSE_DATABASE_URL": database_url,
@@ -36,7 +39,7 @@ def rotate_key(database_url, tmp_path, *args, secret=TEST_SECRET):
     )
 
 
-async def kids(database_url):
+async def kids(database_url: str) -> dict[str, datetime | None]:
     engine = create_async_engine(database_url)
     async with engine.connect() as conn:
         rows = (await conn.execute(select(TABLE.c.kid, TABLE.c.retire_at))).all()
@@ -45,10 +48,10 @@ async def kids(database_url):
 
 
 async def test_rotate_key_prints_the_new_kid_and_old_keys_retirement(
-    make_client, database_url, tmp_path
-):
+    make_client: AppFactory, database_url: str, tmp_path: Path
+) -> None:
     async with make_client() as client:
-        old_kid = client.app.state.gatehouse.keyring.signer.kid
+        old_kid = app_state(client).keyring.signer.kid
     result = rotate_key(database_url, tmp_path)
     assert result.returncode == 0, result.stderr
     new_kid = result.stdout.split("kid=", 1)[1].split()[0]
@@ -56,7 +59,9 @@ async def test_rotate_key_prints_the_new_kid_and_old_keys_retirement(
     assert f"{old_kid} (RS256) verifies until " in result.stdout
 
 
-async def test_rotate_key_prints_no_key_material_or_secret(make_client, database_url, tmp_path):
+async def test_rotate_key_prints_no_key_material_or_secret(
+    make_client: AppFactory, database_url: str, tmp_path: Path
+) -> None:
     async with make_client():
         pass
     result = rotate_key(database_url, tmp_path)
@@ -67,7 +72,9 @@ async def test_rotate_key_prints_no_key_material_or_secret(make_client, database
     assert "v1." not in output
 
 
-async def test_key_made_by_rotate_key_signs_for_the_service(make_client, database_url, tmp_path):
+async def test_key_made_by_rotate_key_signs_for_the_service(
+    make_client: AppFactory, database_url: str, tmp_path: Path
+) -> None:
     async with make_client() as client:
         account, before = await create_user(client)
     result = rotate_key(database_url, tmp_path)
@@ -80,8 +87,8 @@ async def test_key_made_by_rotate_key_signs_for_the_service(make_client, databas
 
 
 async def test_rotate_key_refuses_a_secret_that_opens_no_live_key(
-    make_client, database_url, tmp_path
-):
+    make_client: AppFactory, database_url: str, tmp_path: Path
+) -> None:
     async with make_client():
         pass
     before = await kids(database_url)
@@ -92,10 +99,10 @@ async def test_rotate_key_refuses_a_secret_that_opens_no_live_key(
 
 
 async def test_retire_expired_deletes_only_keys_past_their_retirement(
-    make_client, database_url, tmp_path
-):
+    make_client: AppFactory, database_url: str, tmp_path: Path
+) -> None:
     async with make_client() as client:
-        current = client.app.state.gatehouse.keyring.signer.kid
+        current = app_state(client).keyring.signer.kid
     first = rotate_key(database_url, tmp_path)
     retiring = first.stdout.split("kid=", 1)[1].split()[0]
     rotate_key(database_url, tmp_path)
@@ -104,5 +111,6 @@ async def test_retire_expired_deletes_only_keys_past_their_retirement(
     assert result.returncode == 0, result.stderr
     remaining = await kids(database_url)
     assert current not in remaining
-    assert remaining[retiring] > utcnow()
+    retiring_at = remaining[retiring]
+    assert retiring_at is not None and retiring_at > utcnow()
     assert current in result.stdout.split("Deleted", 1)[1]

@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select, update
+from sqlmodel import col
 
 from app.sessions import service as sessions_service
 from app.tables import AuthSession, RefreshToken
+from tests.conftest import AppFactory, app_state
 from tests.factories import PASSWORD, admin_login, bearer, create_user, login, refresh, signup
 
 NEW_PASSWORD = "another entirely fine passphrase"
@@ -71,9 +73,11 @@ async def shift_session(
     """Move a session's clock back, as if it had been created and last used
     `seconds` earlier (and, with `ended`, ended then too)."""
     shift = timedelta(seconds=seconds)
-    async with client.app.state.sessionmaker() as db, db.begin():  # type: ignore[attr-defined]
+    async with app_state(client).sessionmaker() as db, db.begin():
         row = (
-            await db.execute(select(AuthSession).where(AuthSession.id == uuid.UUID(session_id)))
+            await db.execute(
+                select(AuthSession).where(col(AuthSession.id) == uuid.UUID(session_id))
+            )
         ).scalar_one()
         values: dict[str, Any] = {
             "created_at": row.created_at - shift,
@@ -83,18 +87,20 @@ async def shift_session(
         if ended:
             values["ended_at"] = row.last_used_at - shift
             values["end_reason"] = "logout"
-        await db.execute(update(AuthSession).where(AuthSession.id == row.id).values(**values))
+        await db.execute(update(AuthSession).where(col(AuthSession.id) == row.id).values(**values))
 
 
 async def surviving_sessions(client: httpx.AsyncClient) -> set[str]:
-    async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        return {str(i) for i in (await db.scalars(select(AuthSession.id))).all()}
+    async with app_state(client).sessionmaker() as db:
+        return {str(i) for i in (await db.scalars(select(col(AuthSession.id)))).all()}
 
 
 # --- GET /auth/sessions -----------------------------------------------------
 
 
-async def test_session_list_shows_each_live_session_with_its_details(make_client):
+async def test_session_list_shows_each_live_session_with_its_details(
+    make_client: AppFactory,
+) -> None:
     async with make_client(refresh_token_ttl_seconds=7200) as client:
         account = await signup(client)
         phone = await login_as(client, account["username"], "phone-browser/1.0")
@@ -123,7 +129,9 @@ async def test_session_list_shows_each_live_session_with_its_details(make_client
         assert listed[sid(laptop)]["user_agent"] == "laptop-browser/2.0"
 
 
-async def test_session_list_marks_exactly_the_calling_session_current(client):
+async def test_session_list_marks_exactly_the_calling_session_current(
+    client: httpx.AsyncClient,
+) -> None:
     account = await signup(client)
     first = await login(client, account["username"])
     second = await login(client, account["username"])
@@ -137,7 +145,9 @@ async def test_session_list_marks_exactly_the_calling_session_current(client):
     assert sid(first) in {s["id"] for s in response.json()}
 
 
-async def test_session_list_leaves_out_ended_sessions_and_other_accounts(client):
+async def test_session_list_leaves_out_ended_sessions_and_other_accounts(
+    client: httpx.AsyncClient,
+) -> None:
     account = await signup(client)
     ended = await login(client, account["username"])
     live = await login(client, account["username"])
@@ -150,7 +160,7 @@ async def test_session_list_leaves_out_ended_sessions_and_other_accounts(client)
     assert [s["id"] for s in response.json()] == [sid(live)]
 
 
-async def test_session_list_needs_a_token(client):
+async def test_session_list_needs_a_token(client: httpx.AsyncClient) -> None:
     response = await client.get("/auth/sessions")
 
     assert response.status_code == 401
@@ -160,7 +170,7 @@ async def test_session_list_needs_a_token(client):
 # --- DELETE /auth/sessions/{id} ---------------------------------------------
 
 
-async def test_deleting_an_own_session_ends_it(client):
+async def test_deleting_an_own_session_ends_it(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     other = await login(client, account["username"])
     caller = await login(client, account["username"])
@@ -174,7 +184,9 @@ async def test_deleting_an_own_session_ends_it(client):
     await assert_session_ended(client, other)
 
 
-async def test_deleting_another_session_leaves_the_calling_session_live(client):
+async def test_deleting_another_session_leaves_the_calling_session_live(
+    client: httpx.AsyncClient,
+) -> None:
     account = await signup(client)
     other = await login(client, account["username"])
     caller = await login(client, account["username"])
@@ -185,7 +197,7 @@ async def test_deleting_another_session_leaves_the_calling_session_live(client):
     assert (await refresh(client, caller["refresh_token"])).status_code == 200
 
 
-async def test_deleting_the_calling_session_ends_it(client):
+async def test_deleting_the_calling_session_ends_it(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     response = await client.delete(
@@ -196,7 +208,9 @@ async def test_deleting_the_calling_session_ends_it(client):
     await assert_session_ended(client, tokens)
 
 
-async def test_deleting_another_accounts_session_is_404_and_leaves_it_live(client):
+async def test_deleting_another_accounts_session_is_404_and_leaves_it_live(
+    client: httpx.AsyncClient,
+) -> None:
     _, victim = await create_user(client)
     _, attacker = await create_user(client)
 
@@ -209,7 +223,7 @@ async def test_deleting_another_accounts_session_is_404_and_leaves_it_live(clien
     await assert_token_works(client, victim["access_token"])
 
 
-async def test_deleting_an_unknown_session_id_is_404(client):
+async def test_deleting_an_unknown_session_id_is_404(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     response = await client.delete(
@@ -220,7 +234,7 @@ async def test_deleting_an_unknown_session_id_is_404(client):
     assert response.json() == {"detail": "Session not found"}
 
 
-async def test_deleting_an_already_ended_session_is_404(client):
+async def test_deleting_an_already_ended_session_is_404(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     other = await login(client, account["username"])
     caller = await login(client, account["username"])
@@ -233,7 +247,7 @@ async def test_deleting_an_already_ended_session_is_404(client):
     assert response.status_code == 404, response.text
 
 
-async def test_deleting_a_session_id_that_is_not_a_uuid_is_422(client):
+async def test_deleting_a_session_id_that_is_not_a_uuid_is_422(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     response = await client.delete(
@@ -247,7 +261,7 @@ async def test_deleting_a_session_id_that_is_not_a_uuid_is_422(client):
 # --- POST /auth/logout ------------------------------------------------------
 
 
-async def test_logout_answers_204(client):
+async def test_logout_answers_204(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     response = await client.post("/auth/logout", headers=bearer(tokens["access_token"]))
@@ -256,21 +270,21 @@ async def test_logout_answers_204(client):
     assert response.content == b""
 
 
-async def test_logout_ends_the_access_token(client):
+async def test_logout_ends_the_access_token(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
     await client.post("/auth/logout", headers=bearer(tokens["access_token"]))
 
     await assert_token_refused(client, tokens["access_token"])
 
 
-async def test_logout_ends_the_refresh_token(client):
+async def test_logout_ends_the_refresh_token(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
     await client.post("/auth/logout", headers=bearer(tokens["access_token"]))
 
     assert_invalid_grant(await refresh(client, tokens["refresh_token"]))
 
 
-async def test_logout_leaves_the_accounts_other_sessions_live(client):
+async def test_logout_leaves_the_accounts_other_sessions_live(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     other = await login(client, account["username"])
     tokens = await login(client, account["username"])
@@ -280,7 +294,9 @@ async def test_logout_leaves_the_accounts_other_sessions_live(client):
     await assert_token_works(client, other["access_token"])
 
 
-async def test_logout_twice_with_the_same_token_is_401_the_second_time(client):
+async def test_logout_twice_with_the_same_token_is_401_the_second_time(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
     await client.post("/auth/logout", headers=bearer(tokens["access_token"]))
 
@@ -300,7 +316,7 @@ async def revoke(client: httpx.AsyncClient, **data: str) -> httpx.Response:
     return response
 
 
-async def test_revoking_a_refresh_token_ends_its_session(client):
+async def test_revoking_a_refresh_token_ends_its_session(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     await revoke(client, token=tokens["refresh_token"])
@@ -308,7 +324,7 @@ async def test_revoking_a_refresh_token_ends_its_session(client):
     await assert_session_ended(client, tokens)
 
 
-async def test_revoking_an_access_token_ends_its_session(client):
+async def test_revoking_an_access_token_ends_its_session(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     await revoke(client, token=tokens["access_token"])
@@ -316,7 +332,9 @@ async def test_revoking_an_access_token_ends_its_session(client):
     await assert_session_ended(client, tokens)
 
 
-async def test_revoking_a_rotated_out_refresh_token_ends_the_session(client):
+async def test_revoking_a_rotated_out_refresh_token_ends_the_session(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
     rotated = (await refresh(client, tokens["refresh_token"])).json()
 
@@ -325,7 +343,9 @@ async def test_revoking_a_rotated_out_refresh_token_ends_the_session(client):
     await assert_session_ended(client, rotated)
 
 
-async def test_revoking_a_refresh_token_with_an_access_token_hint_still_ends_its_session(client):
+async def test_revoking_a_refresh_token_with_an_access_token_hint_still_ends_its_session(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
 
     await revoke(client, token=tokens["refresh_token"], token_type_hint="access_token")
@@ -333,7 +353,9 @@ async def test_revoking_a_refresh_token_with_an_access_token_hint_still_ends_its
     await assert_session_ended(client, tokens)
 
 
-async def test_revoking_an_access_token_with_a_refresh_token_hint_still_ends_its_session(client):
+async def test_revoking_an_access_token_with_a_refresh_token_hint_still_ends_its_session(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
 
     await revoke(client, token=tokens["access_token"], token_type_hint="refresh_token")
@@ -341,7 +363,9 @@ async def test_revoking_an_access_token_with_a_refresh_token_hint_still_ends_its
     await assert_session_ended(client, tokens)
 
 
-async def test_revoking_with_an_unknown_hint_still_ends_the_session(client):
+async def test_revoking_with_an_unknown_hint_still_ends_the_session(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
 
     await revoke(client, token=tokens["refresh_token"], token_type_hint="id_token")
@@ -349,7 +373,9 @@ async def test_revoking_with_an_unknown_hint_still_ends_the_session(client):
     await assert_session_ended(client, tokens)
 
 
-async def test_revoking_a_token_leaves_the_accounts_other_sessions_live(client):
+async def test_revoking_a_token_leaves_the_accounts_other_sessions_live(
+    client: httpx.AsyncClient,
+) -> None:
     account = await signup(client)
     other = await login(client, account["username"])
     tokens = await login(client, account["username"])
@@ -370,13 +396,15 @@ async def test_revoking_a_token_leaves_the_accounts_other_sessions_live(client):
         pytest.param({"token_type_hint": "refresh_token"}, id="hint-only"),
     ],
 )
-async def test_revoking_an_unknown_or_missing_token_is_200(client, data):
+async def test_revoking_an_unknown_or_missing_token_is_200(
+    client: httpx.AsyncClient, data: dict[str, str]
+) -> None:
     response = await client.post("/auth/revoke", data=data)
 
     assert response.status_code == 200, response.text
 
 
-async def test_revoking_an_unknown_token_ends_no_session(client):
+async def test_revoking_an_unknown_token_ends_no_session(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     await revoke(client, token="not-a-token-we-ever-issued")
@@ -384,7 +412,7 @@ async def test_revoking_an_unknown_token_ends_no_session(client):
     await assert_token_works(client, tokens["access_token"])
 
 
-async def test_revoking_an_already_revoked_token_is_200(client):
+async def test_revoking_an_already_revoked_token_is_200(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
     await revoke(client, token=tokens["refresh_token"])
 
@@ -404,7 +432,7 @@ async def change_password(
     )
 
 
-async def test_password_change_answers_204(client):
+async def test_password_change_answers_204(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     response = await change_password(client, tokens["access_token"], PASSWORD, NEW_PASSWORD)
@@ -413,7 +441,7 @@ async def test_password_change_answers_204(client):
     assert response.content == b""
 
 
-async def test_password_change_ends_every_other_session(client):
+async def test_password_change_ends_every_other_session(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     others = [await login(client, account["username"]) for _ in range(2)]
     tokens = await login(client, account["username"])
@@ -424,7 +452,7 @@ async def test_password_change_ends_every_other_session(client):
         await assert_session_ended(client, other)
 
 
-async def test_password_change_keeps_the_changing_session_live(client):
+async def test_password_change_keeps_the_changing_session_live(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     await login(client, account["username"])
     tokens = await login(client, account["username"])
@@ -435,7 +463,9 @@ async def test_password_change_keeps_the_changing_session_live(client):
     assert (await refresh(client, tokens["refresh_token"])).status_code == 200
 
 
-async def test_password_change_makes_the_old_password_fail_and_the_new_one_work(client):
+async def test_password_change_makes_the_old_password_fail_and_the_new_one_work(
+    client: httpx.AsyncClient,
+) -> None:
     account, tokens = await create_user(client)
 
     await change_password(client, tokens["access_token"], PASSWORD, NEW_PASSWORD)
@@ -449,7 +479,9 @@ async def test_password_change_makes_the_old_password_fail_and_the_new_one_work(
     await login(client, account["username"], NEW_PASSWORD)
 
 
-async def test_password_change_with_a_wrong_current_password_is_400(client):
+async def test_password_change_with_a_wrong_current_password_is_400(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await create_user(client)
 
     response = await change_password(
@@ -460,7 +492,9 @@ async def test_password_change_with_a_wrong_current_password_is_400(client):
     assert response.json() == {"detail": "The current password is wrong"}
 
 
-async def test_password_change_with_a_wrong_current_password_changes_nothing(client):
+async def test_password_change_with_a_wrong_current_password_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
     account = await signup(client)
     other = await login(client, account["username"])
     tokens = await login(client, account["username"])
@@ -471,7 +505,7 @@ async def test_password_change_with_a_wrong_current_password_changes_nothing(cli
     await login(client, account["username"], PASSWORD)
 
 
-async def test_password_change_to_a_common_password_is_422(client):
+async def test_password_change_to_a_common_password_is_422(client: httpx.AsyncClient) -> None:
     _, tokens = await create_user(client)
 
     response = await change_password(client, tokens["access_token"], PASSWORD, "password1")
@@ -480,7 +514,9 @@ async def test_password_change_to_a_common_password_is_422(client):
     assert response.json()["detail"][0]["loc"] == ["body", "new_password"]
 
 
-async def test_password_change_to_a_common_password_changes_nothing(client):
+async def test_password_change_to_a_common_password_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
     account = await signup(client)
     other = await login(client, account["username"])
     tokens = await login(client, account["username"])
@@ -491,7 +527,7 @@ async def test_password_change_to_a_common_password_changes_nothing(client):
     await login(client, account["username"], PASSWORD)
 
 
-async def test_password_change_needs_the_me_write_scope(client):
+async def test_password_change_needs_the_me_write_scope(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     tokens = await login(client, account["username"], scope="me:read")
 
@@ -505,7 +541,9 @@ async def test_password_change_needs_the_me_write_scope(client):
 # --- disabled accounts ------------------------------------------------------
 
 
-async def test_disabled_accounts_existing_access_token_is_refused_on_its_next_request(client):
+async def test_disabled_accounts_existing_access_token_is_refused_on_its_next_request(
+    client: httpx.AsyncClient,
+) -> None:
     account, tokens = await create_user(client)
     await assert_token_works(client, tokens["access_token"])
     admin = (await admin_login(client))["access_token"]
@@ -522,7 +560,9 @@ async def test_disabled_accounts_existing_access_token_is_refused_on_its_next_re
 # --- lifetimes on the access-token path --------------------------------------
 
 
-async def test_access_token_of_a_session_past_its_absolute_lifetime_is_refused(make_client):
+async def test_access_token_of_a_session_past_its_absolute_lifetime_is_refused(
+    make_client: AppFactory,
+) -> None:
     async with make_client(
         refresh_token_ttl_seconds=60, session_idle_timeout_seconds=3600
     ) as client:
@@ -533,7 +573,7 @@ async def test_access_token_of_a_session_past_its_absolute_lifetime_is_refused(m
         await assert_token_refused(client, tokens["access_token"])
 
 
-async def test_access_token_of_an_idle_session_is_refused(make_client):
+async def test_access_token_of_an_idle_session_is_refused(make_client: AppFactory) -> None:
     async with make_client(
         refresh_token_ttl_seconds=3600, session_idle_timeout_seconds=60
     ) as client:
@@ -544,7 +584,7 @@ async def test_access_token_of_an_idle_session_is_refused(make_client):
         await assert_token_refused(client, tokens["access_token"])
 
 
-async def test_session_list_leaves_out_expired_sessions(make_client):
+async def test_session_list_leaves_out_expired_sessions(make_client: AppFactory) -> None:
     async with make_client(
         refresh_token_ttl_seconds=60, session_idle_timeout_seconds=3600
     ) as client:
@@ -562,7 +602,9 @@ async def test_session_list_leaves_out_expired_sessions(make_client):
 # --- purge ------------------------------------------------------------------
 
 
-async def test_purge_removes_expired_idle_and_long_ended_sessions_only(make_client):
+async def test_purge_removes_expired_idle_and_long_ended_sessions_only(
+    make_client: AppFactory,
+) -> None:
     day = 86400
     async with make_client(
         refresh_token_ttl_seconds=3 * day, session_idle_timeout_seconds=2 * day
@@ -578,51 +620,51 @@ async def test_purge_removes_expired_idle_and_long_ended_sessions_only(make_clie
         await shift_session(client, sid(ended_long_ago), seconds=day + 1, ended=True)
         await client.post("/auth/logout", headers=bearer(ended_just_now["access_token"]))
 
-        async with client.app.state.sessionmaker() as db, db.begin():  # type: ignore[attr-defined]
+        async with app_state(client).sessionmaker() as db, db.begin():
             purged = await sessions_service.purge_expired(
                 db,
-                settings=client.app.state.settings,  # type: ignore[attr-defined]
+                settings=app_state(client).settings,
             )
 
         assert purged == 3
         assert await surviving_sessions(client) == {sid(live), sid(ended_just_now)}
 
 
-async def test_purge_removes_the_refresh_tokens_of_purged_sessions(make_client):
+async def test_purge_removes_the_refresh_tokens_of_purged_sessions(make_client: AppFactory) -> None:
     async with make_client(refresh_token_ttl_seconds=60) as client:
         _, tokens = await create_user(client)
         await refresh(client, tokens["refresh_token"])
         await shift_session(client, sid(tokens), seconds=61)
 
-        async with client.app.state.sessionmaker() as db, db.begin():  # type: ignore[attr-defined]
+        async with app_state(client).sessionmaker() as db, db.begin():
             await sessions_service.purge_expired(
                 db,
-                settings=client.app.state.settings,  # type: ignore[attr-defined]
+                settings=app_state(client).settings,
             )
 
-        async with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        async with app_state(client).sessionmaker() as db:
             left = await db.scalar(
                 select(func.count())
                 .select_from(RefreshToken)
-                .where(RefreshToken.session_id == uuid.UUID(sid(tokens)))
+                .where(col(RefreshToken.session_id) == uuid.UUID(sid(tokens)))
             )
         assert left == 0
 
 
-async def test_purged_sessions_refresh_token_is_invalid_grant(make_client):
+async def test_purged_sessions_refresh_token_is_invalid_grant(make_client: AppFactory) -> None:
     async with make_client(refresh_token_ttl_seconds=60) as client:
         _, tokens = await create_user(client)
         await shift_session(client, sid(tokens), seconds=61)
-        async with client.app.state.sessionmaker() as db, db.begin():  # type: ignore[attr-defined]
+        async with app_state(client).sessionmaker() as db, db.begin():
             await sessions_service.purge_expired(
                 db,
-                settings=client.app.state.settings,  # type: ignore[attr-defined]
+                settings=app_state(client).settings,
             )
 
         assert_invalid_grant(await refresh(client, tokens["refresh_token"]))
 
 
-async def test_ending_an_own_session_by_id_is_audited(client):
+async def test_ending_an_own_session_by_id_is_audited(client: httpx.AsyncClient) -> None:
     account, first = await create_user(client)
     second = await login(client, account["username"])
     listed = await client.get("/auth/sessions", headers=bearer(first["access_token"]))

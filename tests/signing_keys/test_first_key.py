@@ -1,6 +1,7 @@
 """Instances starting together on an empty key table agree on one first key."""
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,15 @@ from tests.conftest import make_settings, migrate
 
 
 @pytest.fixture
-def fresh_pg_url(pg_database_factory) -> str:
+def fresh_pg_url(pg_database_factory: Callable[[], str]) -> str:
     url = pg_database_factory()
     migrate(url)
     return url
 
 
-async def test_instances_starting_together_create_one_first_key(fresh_pg_url: str, tmp_path: Path):
+async def test_instances_starting_together_create_one_first_key(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
     settings = make_settings(fresh_pg_url, tmp_path)
     engines = [create_engine(settings) for _ in range(4)]
     rings = [KeyRing(settings, create_sessionmaker(engine)) for engine in engines]

@@ -5,8 +5,11 @@ and the service never fetches anything."""
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
+import httpx
 import jwt
 import pytest
 from cryptography import x509
@@ -15,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from app.core.models import utcnow
+from tests.conftest import AppFactory
 from tests.factories import bearer, create_user
 from tests.signing_keys.forgery import (
     b64url,
@@ -28,18 +32,19 @@ from tests.signing_keys.keyset import private_pem
 pytestmark = pytest.mark.usefixtures("restore_signing_keys")
 
 
-def assert_invalid_token(response):
+def assert_invalid_token(response: httpx.Response) -> None:
     assert response.status_code == 401, response.text
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     assert set(response.json()) == {"detail"}
 
 
-async def real_token(client):
+async def real_token(client: httpx.AsyncClient) -> str:
     account, issued = await create_user(client)
-    return issued["access_token"]
+    token: str = issued["access_token"]
+    return token
 
 
-def public_key_forms(jwk):
+def public_key_forms(jwk: dict[str, Any]) -> dict[str, bytes]:
     """The published key as an attacker might feed it to HMAC."""
     public = jwt.PyJWK(jwk).key
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -57,8 +62,8 @@ def public_key_forms(jwk):
 
 
 async def test_control_hmac_forgery_with_the_real_hs256_secret_is_accepted(
-    make_client, database_url
-):
+    make_client: AppFactory, database_url: str
+) -> None:
     async with make_client(signing_algorithm="HS256") as client:
         token = await real_token(client)
         secret = await private_pem(database_url, header_of(token)["kid"])
@@ -67,7 +72,9 @@ async def test_control_hmac_forgery_with_the_real_hs256_secret_is_accepted(
     assert response.status_code == 200
 
 
-async def test_control_token_re_signed_with_the_real_key_is_accepted(client, database_url):
+async def test_control_token_re_signed_with_the_real_key_is_accepted(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     token = await signed_with_real_key(database_url, await real_token(client), extra_header={})
     response = await client.get("/accounts/me", headers=bearer(token))
     assert response.status_code == 200
@@ -78,8 +85,8 @@ async def test_control_token_re_signed_with_the_real_key_is_accepted(client, dat
     "form", ["pem", "pem-without-newline", "der", "jwk-json", "jwk-json-compact"]
 )
 async def test_hs256_token_keyed_with_the_published_public_key_is_rejected(
-    make_client, algorithm, form
-):
+    make_client: AppFactory, algorithm: str, form: str
+) -> None:
     async with make_client(signing_algorithm=algorithm) as client:
         token = await real_token(client)
         kid = header_of(token)["kid"]
@@ -92,7 +99,9 @@ async def test_hs256_token_keyed_with_the_published_public_key_is_rejected(
 
 
 @pytest.mark.parametrize("algorithm", ["RS384", "RS512", "PS256"])
-async def test_real_key_used_with_another_algorithm_is_rejected(client, database_url, algorithm):
+async def test_real_key_used_with_another_algorithm_is_rejected(
+    client: httpx.AsyncClient, database_url: str, algorithm: str
+) -> None:
     token = await real_token(client)
     header = header_of(token)
     pem = await private_pem(database_url, header["kid"])
@@ -103,7 +112,7 @@ async def test_real_key_used_with_another_algorithm_is_rejected(client, database
     assert_invalid_token(response)
 
 
-async def test_unsigned_token_is_rejected(client):
+async def test_unsigned_token_is_rejected(client: httpx.AsyncClient) -> None:
     token = await real_token(client)
     header = {**header_of(token), "alg": "none"}
     unsigned = f"{b64url(json.dumps(header).encode())}.{token.split('.')[1]}."
@@ -112,7 +121,9 @@ async def test_unsigned_token_is_rejected(client):
 
 
 @pytest.mark.parametrize("typ", ["JWT", "id_token+jwt", None])
-async def test_token_of_another_type_signed_by_the_real_key_is_rejected(client, database_url, typ):
+async def test_token_of_another_type_signed_by_the_real_key_is_rejected(
+    client: httpx.AsyncClient, database_url: str, typ: str | None
+) -> None:
     # RFC 9068 §4: `typ` keeps other JWTs from the same issuer from passing as access tokens
     token = await real_token(client)
     header = header_of(token)
@@ -144,7 +155,7 @@ HOSTILE_KIDS = {
 
 
 @pytest.mark.parametrize("case", HOSTILE_KIDS)
-async def test_hostile_kid_is_rejected(client, case):
+async def test_hostile_kid_is_rejected(client: httpx.AsyncClient, case: str) -> None:
     token = await real_token(client)
     head, body, signature = token.split(".")
     header = {**header_of(token), "kid": HOSTILE_KIDS[case]}
@@ -153,7 +164,7 @@ async def test_hostile_kid_is_rejected(client, case):
     assert_invalid_token(response)
 
 
-async def test_missing_kid_is_rejected(client):
+async def test_missing_kid_is_rejected(client: httpx.AsyncClient) -> None:
     token = await real_token(client)
     header = {k: v for k, v in header_of(token).items() if k != "kid"}
     forged = hs256_token(header, claims_of(token), b"whatever")
@@ -162,11 +173,11 @@ async def test_missing_kid_is_rejected(client):
 
 
 @pytest.fixture
-async def listener():
+async def listener() -> AsyncIterator[tuple[str, list[str]]]:
     """A local HTTP port that records every connection made to it."""
     connections: list[str] = []
 
-    async def record(reader, writer):
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(writer.get_extra_info("peername")[0])
         writer.close()
 
@@ -177,7 +188,7 @@ async def listener():
     await server.wait_closed()
 
 
-def attacker_key():
+def attacker_key() -> tuple[rsa.RSAPrivateKey, dict[str, Any], list[str]]:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker")])
     now = utcnow()
@@ -199,8 +210,12 @@ def attacker_key():
 @pytest.mark.parametrize("member", ["jku", "x5u", "jwk", "x5c"])
 @pytest.mark.parametrize("signed_by", ["attacker", "service"])
 async def test_header_pointing_at_an_outside_key_is_rejected_without_fetching(
-    client, database_url, listener, member, signed_by
-):
+    client: httpx.AsyncClient,
+    database_url: str,
+    listener: tuple[str, list[str]],
+    member: str,
+    signed_by: str,
+) -> None:
     url, connections = listener
     private, jwk, x5c = attacker_key()
     value = {"jku": url, "x5u": url, "jwk": {**jwk, "x5u": url}, "x5c": x5c}[member]

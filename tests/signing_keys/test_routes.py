@@ -2,8 +2,10 @@
 
 import re
 
+import httpx
 import pytest
 
+from tests.conftest import AppFactory, app_state
 from tests.factories import admin_login, bearer, create_user
 from tests.signing_keys.forgery import b64decode, claims_of, header_of
 from tests.signing_keys.keyset import restore_signing_keys
@@ -19,11 +21,11 @@ PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
     [("RS256", {"n", "e"}), ("ES256", {"crv", "x", "y"})],
 )
 async def test_jwks_publishes_the_signing_key_with_public_members_only(
-    make_client, algorithm, members
-):
+    make_client: AppFactory, algorithm: str, members: set[str]
+) -> None:
     async with make_client(signing_algorithm=algorithm) as client:
         response = await client.get("/.well-known/jwks.json")
-        kid = client.app.state.gatehouse.keyring.signer.kid
+        kid = app_state(client).keyring.signer.kid
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     keys = {k["kid"]: k for k in response.json()["keys"]}
@@ -42,13 +44,13 @@ async def test_jwks_publishes_the_signing_key_with_public_members_only(
         assert {"kty", "kid", "alg", "use"} <= published.keys()
 
 
-async def test_jwks_names_the_key_that_signs_access_tokens(client):
+async def test_jwks_names_the_key_that_signs_access_tokens(client: httpx.AsyncClient) -> None:
     account, issued = await create_user(client)
     kids = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
     assert header_of(issued["access_token"])["kid"] in kids
 
 
-async def test_jwks_is_cacheable_with_max_age(client):
+async def test_jwks_is_cacheable_with_max_age(client: httpx.AsyncClient) -> None:
     response = await client.get("/.well-known/jwks.json")
     match = re.search(r"(?:^|[,\s])max-age=(\d+)(?:$|[,\s])", response.headers["cache-control"])
     assert match is not None
@@ -56,13 +58,13 @@ async def test_jwks_is_cacheable_with_max_age(client):
     assert "no-store" not in response.headers["cache-control"]
 
 
-async def test_jwks_needs_no_token(client):
+async def test_jwks_needs_no_token(client: httpx.AsyncClient) -> None:
     response = await client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     assert "www-authenticate" not in response.headers
 
 
-async def test_metadata_describes_the_issuer_and_its_endpoints(make_client):
+async def test_metadata_describes_the_issuer_and_its_endpoints(make_client: AppFactory) -> None:
     issuer = "https://auth.example.test"
     async with make_client(issuer=issuer) as client:
         response = await client.get("/.well-known/oauth-authorization-server")
@@ -76,13 +78,13 @@ async def test_metadata_describes_the_issuer_and_its_endpoints(make_client):
     assert metadata["token_endpoint_auth_methods_supported"] == ["none"]
 
 
-async def test_metadata_issuer_is_the_iss_of_access_tokens(client):
+async def test_metadata_issuer_is_the_iss_of_access_tokens(client: httpx.AsyncClient) -> None:
     metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
     account, issued = await create_user(client)
     assert claims_of(issued["access_token"])["iss"] == metadata["issuer"]
 
 
-async def test_metadata_lists_builtin_scopes(client):
+async def test_metadata_lists_builtin_scopes(client: httpx.AsyncClient) -> None:
     metadata = (await client.get("/.well-known/oauth-authorization-server")).json()
     assert {
         "me:read",
@@ -95,7 +97,9 @@ async def test_metadata_lists_builtin_scopes(client):
     } <= set(metadata["scopes_supported"])
 
 
-async def test_metadata_lists_a_custom_scope_as_soon_as_it_is_created(client):
+async def test_metadata_lists_a_custom_scope_as_soon_as_it_is_created(
+    client: httpx.AsyncClient,
+) -> None:
     admin = await admin_login(client)
     created = await client.post(
         "/scopes",
@@ -107,7 +111,7 @@ async def test_metadata_lists_a_custom_scope_as_soon_as_it_is_created(client):
     assert "orders:read" in metadata["scopes_supported"]
 
 
-async def test_metadata_stops_listing_a_deleted_custom_scope(client):
+async def test_metadata_stops_listing_a_deleted_custom_scope(client: httpx.AsyncClient) -> None:
     admin = await admin_login(client)
     headers = bearer(admin["access_token"])
     await client.post("/scopes", json={"name": "orders:write"}, headers=headers)
@@ -117,7 +121,7 @@ async def test_metadata_stops_listing_a_deleted_custom_scope(client):
     assert "orders:write" not in metadata["scopes_supported"]
 
 
-async def test_metadata_needs_no_token(client):
+async def test_metadata_needs_no_token(client: httpx.AsyncClient) -> None:
     response = await client.get("/.well-known/oauth-authorization-server")
     assert response.status_code == 200
     assert "www-authenticate" not in response.headers

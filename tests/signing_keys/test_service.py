@@ -4,9 +4,12 @@ at a bounded rate, and every supported algorithm signing and verifying end to en
 import asyncio
 import logging
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -16,7 +19,7 @@ from app.crypto import jwt as tokens
 from app.crypto.jwt import TokenError
 from app.crypto.sealing import decrypt_private_key
 from app.signing_keys.service import KeyRing, create_key
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import TEST_SECRET, AppFactory, app_state, make_settings
 from tests.factories import bearer, create_user
 from tests.signing_keys.forgery import b64decode, b64url, claims_of, header_of, hs256_token
 from tests.signing_keys.keyset import set_retire_at, stored_key
@@ -26,43 +29,50 @@ pytestmark = pytest.mark.usefixtures("restore_signing_keys")
 OTHER_SECRET = "another-secret-" + "Zq8Wm3Lp" * 5
 
 
-async def test_stored_private_key_is_ciphertext_not_pem(client, database_url):
-    row = await stored_key(database_url, client.app.state.gatehouse.keyring.signer.kid)
+async def test_stored_private_key_is_ciphertext_not_pem(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    row = await stored_key(database_url, app_state(client).keyring.signer.kid)
     assert row.private_key.startswith("v1.")
     assert "PRIVATE KEY" not in row.private_key
     assert "-----BEGIN" not in row.private_key
 
 
 async def test_stored_private_key_decrypts_to_the_signing_key_with_the_right_secret(
-    client, database_url
-):
-    signer = client.app.state.gatehouse.keyring.signer
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    signer = app_state(client).keyring.signer
     row = await stored_key(database_url, signer.kid)
     pem = decrypt_private_key(TEST_SECRET.encode(), signer.kid, row.private_key)
     assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
     reloaded = tokens.load_key(signer.kid, signer.alg, pem.decode())
     assert reloaded.public_jwk == signer.public_jwk
-    assert load_pem_private_key(pem, password=None).key_size == 2048
+    private = load_pem_private_key(pem, password=None)
+    assert isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048
 
 
-async def test_stored_private_key_does_not_decrypt_with_another_secret(client, database_url):
-    kid = client.app.state.gatehouse.keyring.signer.kid
+async def test_stored_private_key_does_not_decrypt_with_another_secret(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    kid = app_state(client).keyring.signer.kid
     row = await stored_key(database_url, kid)
     with pytest.raises(InvalidTag):
         decrypt_private_key(OTHER_SECRET.encode(), kid, row.private_key)
 
 
-async def test_stored_private_key_is_bound_to_its_kid(client, database_url):
-    kid = client.app.state.gatehouse.keyring.signer.kid
+async def test_stored_private_key_is_bound_to_its_kid(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    kid = app_state(client).keyring.signer.kid
     row = await stored_key(database_url, kid)
     with pytest.raises(InvalidTag):
         decrypt_private_key(TEST_SECRET.encode(), "another-kid", row.private_key)
 
 
 async def test_keyring_with_another_secret_logs_and_skips_the_key(
-    client, database_url, tmp_path, caplog
-):
-    kid = client.app.state.gatehouse.keyring.signer.kid
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kid = app_state(client).keyring.signer.kid
     engine = create_async_engine(database_url)
     ring = KeyRing(
         make_settings(database_url, tmp_path, secret_key=OTHER_SECRET), create_sessionmaker(engine)
@@ -80,11 +90,11 @@ async def test_keyring_with_another_secret_logs_and_skips_the_key(
 
 
 async def test_instance_keeps_signing_when_the_newest_key_is_sealed_with_another_secret(
-    client, database_url, tmp_path
-):
+    client: httpx.AsyncClient, database_url: str, tmp_path: Path
+) -> None:
     # e.g. a rotation run with the wrong GATEHOUSE_SECRET_KEY
-    ring = client.app.state.gatehouse.keyring
-    async with client.app.state.sessionmaker() as session, session.begin():
+    ring = app_state(client).keyring
+    async with app_state(client).sessionmaker() as session, session.begin():
         await create_key(session, make_settings(database_url, tmp_path, secret_key=OTHER_SECRET))
     await ring.reload()
     account, issued = await create_user(client)
@@ -92,13 +102,15 @@ async def test_instance_keeps_signing_when_the_newest_key_is_sealed_with_another
     assert response.status_code == 200
 
 
-async def test_reload_does_not_parse_known_keys_again(client, monkeypatch):
-    ring = client.app.state.gatehouse.keyring
+async def test_reload_does_not_parse_known_keys_again(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ring = app_state(client).keyring
     signer = ring.signer
     parsed: list[str] = []
     real_load_key = tokens.load_key
 
-    def counting_load_key(kid, alg, material):
+    def counting_load_key(kid: str, alg: str, material: str | bytes) -> tokens.KeyPair:
         parsed.append(kid)
         return real_load_key(kid, alg, material)
 
@@ -110,14 +122,14 @@ async def test_reload_does_not_parse_known_keys_again(client, monkeypatch):
 
 
 async def test_flood_of_unknown_kids_reloads_the_key_set_at_most_once_per_interval(
-    make_client, monkeypatch
-):
+    make_client: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with make_client(key_reload_min_interval_seconds=1.0) as client:
-        ring = client.app.state.gatehouse.keyring
+        ring = app_state(client).keyring
         reloads = 0
         real_reload = ring.reload
 
-        async def counting_reload():
+        async def counting_reload() -> None:
             nonlocal reloads
             reloads += 1
             await real_reload()
@@ -139,9 +151,11 @@ async def test_flood_of_unknown_kids_reloads_the_key_set_at_most_once_per_interv
 
 
 @pytest.mark.parametrize(("algorithm", "kty"), [("RS256", "RSA"), ("ES256", "EC"), ("HS256", None)])
-async def test_each_algorithm_signs_tokens_that_the_service_accepts(make_client, algorithm, kty):
+async def test_each_algorithm_signs_tokens_that_the_service_accepts(
+    make_client: AppFactory, algorithm: str, kty: str | None
+) -> None:
     async with make_client(signing_algorithm=algorithm) as client:
-        signer = client.app.state.gatehouse.keyring.signer
+        signer = app_state(client).keyring.signer
         account, issued = await create_user(client)
         response = await client.get("/accounts/me", headers=bearer(issued["access_token"]))
     header = header_of(issued["access_token"])
@@ -153,7 +167,9 @@ async def test_each_algorithm_signs_tokens_that_the_service_accepts(make_client,
 
 
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "HS256"])
-async def test_each_algorithm_rejects_a_token_with_a_tampered_signature(make_client, algorithm):
+async def test_each_algorithm_rejects_a_token_with_a_tampered_signature(
+    make_client: AppFactory, algorithm: str
+) -> None:
     async with make_client(signing_algorithm=algorithm) as client:
         account, issued = await create_user(client)
         head, body, signature = issued["access_token"].split(".")
@@ -166,17 +182,19 @@ async def test_each_algorithm_rejects_a_token_with_a_tampered_signature(make_cli
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
-async def test_hs256_secret_is_never_published(make_client):
+async def test_hs256_secret_is_never_published(make_client: AppFactory) -> None:
     async with make_client(signing_algorithm="HS256") as client:
-        kid = client.app.state.gatehouse.keyring.signer.kid
+        kid = app_state(client).keyring.signer.kid
         keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
     assert kid not in {k["kid"] for k in keys}
     assert all(k["kty"] != "oct" and "k" not in k for k in keys)
 
 
-async def test_jwks_is_empty_when_only_hs256_keys_are_live(make_client, database_url):
+async def test_jwks_is_empty_when_only_hs256_keys_are_live(
+    make_client: AppFactory, database_url: str
+) -> None:
     async with make_client(signing_algorithm="HS256") as client:
-        ring = client.app.state.gatehouse.keyring
+        ring = app_state(client).keyring
         for key in ring.public_jwks()["keys"]:  # asymmetric keys still retiring
             await set_retire_at(database_url, key["kid"], utcnow() - timedelta(seconds=1))
         await ring.reload()

@@ -3,6 +3,9 @@ once with 503 + Retry-After, and protected endpoints keep answering."""
 
 import asyncio
 
+import httpx
+
+from tests.conftest import AppFactory
 from tests.factories import PASSWORD, bearer, create_user
 
 # Real-cost hashing (about 0.1 s each) with one worker and no waiting line.
@@ -15,13 +18,15 @@ SHEDDING = {
 }
 
 
-async def _login(client, username: str):
+async def _login(client: httpx.AsyncClient, username: str) -> httpx.Response:
     return await client.post(
         "/auth/token", data={"grant_type": "password", "username": username, "password": PASSWORD}
     )
 
 
-async def test_logins_beyond_hashing_capacity_are_shed_with_503_and_retry_after(make_client):
+async def test_logins_beyond_hashing_capacity_are_shed_with_503_and_retry_after(
+    make_client: AppFactory,
+) -> None:
     async with make_client(**SHEDDING) as client:
         account, _ = await create_user(client)
         responses = await asyncio.gather(*(_login(client, account["username"]) for _ in range(6)))
@@ -35,7 +40,7 @@ async def test_logins_beyond_hashing_capacity_are_shed_with_503_and_retry_after(
             assert response.json() == {"detail": "Too many logins in progress; retry shortly"}
 
 
-async def test_shed_logins_do_not_count_towards_the_lockout(make_client):
+async def test_shed_logins_do_not_count_towards_the_lockout(make_client: AppFactory) -> None:
     async with make_client(**SHEDDING, login_max_failures=2) as client:
         account, _ = await create_user(client)
         for _ in range(3):
@@ -43,7 +48,9 @@ async def test_shed_logins_do_not_count_towards_the_lockout(make_client):
         assert (await _login(client, account["username"])).status_code == 200
 
 
-async def test_protected_endpoints_answer_while_logins_saturate_the_hasher(make_client):
+async def test_protected_endpoints_answer_while_logins_saturate_the_hasher(
+    make_client: AppFactory,
+) -> None:
     # One worker and a line of 16: ten logins (the most one address may have in
     # flight by default) take about 1 s of hashing.
     async with make_client(**{**SHEDDING, "hash_queue_limit": 16}) as client:

@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.tables import LoginThrottle
-from tests.conftest import unique_name
+from app.throttle.service import TABLE
+from tests.conftest import AppFactory, app_of, unique_name
 from tests.factories import PASSWORD, admin_login, bearer, signup
 
 PROXY = "10.0.0.1"
@@ -21,7 +21,9 @@ def password_form(username: str, password: str = WRONG_PASSWORD) -> dict[str, st
     return {"grant_type": "password", "username": username, "password": password}
 
 
-async def attempt(client: httpx.AsyncClient, username: str, password: str = WRONG_PASSWORD):
+async def attempt(
+    client: httpx.AsyncClient, username: str, password: str = WRONG_PASSWORD
+) -> httpx.Response:
     return await client.post("/auth/token", data=password_form(username, password))
 
 
@@ -31,13 +33,13 @@ async def move_throttle_clock_back(database_url: str, seconds: int) -> None:
     engine = create_async_engine(database_url)
     try:
         async with engine.begin() as conn:
-            rows = (await conn.execute(select(LoginThrottle.__table__))).all()
+            rows = (await conn.execute(select(TABLE))).all()
             assert rows, "expected throttle counters to exist"
             for row in rows:
                 shift = timedelta(seconds=seconds)
                 await conn.execute(
-                    update(LoginThrottle.__table__)
-                    .where(LoginThrottle.__table__.c.key == row.key)
+                    update(TABLE)
+                    .where(TABLE.c.key == row.key)
                     .values(
                         window_started_at=row.window_started_at - shift,
                         locked_until=row.locked_until - shift if row.locked_until else None,
@@ -50,11 +52,13 @@ async def move_throttle_clock_back(database_url: str, seconds: int) -> None:
 def proxied(client: httpx.AsyncClient, peer: str = PROXY) -> httpx.AsyncClient:
     """A client whose TCP peer address is `peer`: another client, or a reverse proxy
     when `peer` is listed in trusted_proxies."""
-    transport = httpx.ASGITransport(app=client.app, client=(peer, 1234))  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app_of(client), client=(peer, 1234))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
-async def test_failures_past_the_limit_answer_429_with_integer_retry_after(make_client):
+async def test_failures_past_the_limit_answer_429_with_integer_retry_after(
+    make_client: AppFactory,
+) -> None:
     async with make_client(login_max_failures=3, login_lockout_seconds=120) as client:
         account = await signup(client)
         answers = [await attempt(client, account["username"]) for _ in range(5)]
@@ -67,7 +71,9 @@ async def test_failures_past_the_limit_answer_429_with_integer_retry_after(make_
         assert 1 <= int(retry_after) <= 120
 
 
-async def test_correct_password_is_refused_while_the_account_is_locked(make_client):
+async def test_correct_password_is_refused_while_the_account_is_locked(
+    make_client: AppFactory,
+) -> None:
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         for _ in range(3):
@@ -77,7 +83,9 @@ async def test_correct_password_is_refused_while_the_account_is_locked(make_clie
     assert "access_token" not in response.text
 
 
-async def test_real_user_logs_in_once_the_lockout_has_passed(make_client, database_url):
+async def test_real_user_logs_in_once_the_lockout_has_passed(
+    make_client: AppFactory, database_url: str
+) -> None:
     async with make_client(login_max_failures=3, login_lockout_seconds=300) as client:
         account = await signup(client)
         for _ in range(4):
@@ -89,7 +97,7 @@ async def test_real_user_logs_in_once_the_lockout_has_passed(make_client, databa
     assert response.json()["access_token"]
 
 
-async def test_a_short_lockout_ends_by_itself_in_real_time(make_client):
+async def test_a_short_lockout_ends_by_itself_in_real_time(make_client: AppFactory) -> None:
     # The guesses come from another address: the address counter's window lasts at
     # least 60 s (contract), longer than this one-second account lockout.
     async with make_client(login_max_failures=2, login_lockout_seconds=1) as client:
@@ -105,8 +113,8 @@ async def test_a_short_lockout_ends_by_itself_in_real_time(make_client):
 
 
 async def test_fifty_parallel_wrong_passwords_trip_the_throttle_at_exactly_the_limit(
-    make_client,
-):
+    make_client: AppFactory,
+) -> None:
     async with make_client(login_max_failures=10, login_lockout_seconds=300) as client:
         account = await signup(client)
         answers = await asyncio.gather(*(attempt(client, account["username"]) for _ in range(50)))
@@ -115,7 +123,9 @@ async def test_fifty_parallel_wrong_passwords_trip_the_throttle_at_exactly_the_l
     assert all(r.json()["error"] == "invalid_grant" for r in answers if r.status_code == 400)
 
 
-async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(make_client):
+async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(
+    make_client: AppFactory,
+) -> None:
     async with make_client(login_max_failures=10, login_lockout_seconds=300) as client:
         admin = await admin_login(client, scope="audit:read")
         account = await signup(client)
@@ -130,13 +140,13 @@ async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(m
     assert sorted(item["detail"]["by"] for item in items) == ["account", "address"], items
 
 
-async def test_one_address_is_throttled_across_different_usernames(make_client):
+async def test_one_address_is_throttled_across_different_usernames(make_client: AppFactory) -> None:
     async with make_client(login_max_failures=3) as client:
         answers = [await attempt(client, unique_name()) for _ in range(5)]
     assert [r.status_code for r in answers] == [400, 400, 400, 429, 429]
 
 
-async def test_an_address_lockout_does_not_lock_other_addresses(make_client):
+async def test_an_address_lockout_does_not_lock_other_addresses(make_client: AppFactory) -> None:
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         for _ in range(4):
@@ -146,7 +156,7 @@ async def test_an_address_lockout_does_not_lock_other_addresses(make_client):
     assert response.status_code == 200, response.text
 
 
-async def test_forwarded_for_from_an_untrusted_peer_is_ignored(make_client):
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(make_client: AppFactory) -> None:
     async with make_client(trusted_proxies=[PROXY]) as client:
         account = await signup(client)
         response = await client.post(
@@ -159,7 +169,7 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(make_client):
     assert [s["ip"] for s in sessions] == ["127.0.0.1"]
 
 
-async def test_forwarded_for_from_a_trusted_proxy_names_the_client(make_client):
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(make_client: AppFactory) -> None:
     async with make_client(trusted_proxies=[PROXY]) as client:
         account = await signup(client)
         async with proxied(client) as proxy:
@@ -173,7 +183,9 @@ async def test_forwarded_for_from_a_trusted_proxy_names_the_client(make_client):
     assert [s["ip"] for s in sessions] == ["198.51.100.7"]
 
 
-async def test_a_forwarded_ipv6_zone_id_is_dropped_from_the_client_address(make_client):
+async def test_a_forwarded_ipv6_zone_id_is_dropped_from_the_client_address(
+    make_client: AppFactory,
+) -> None:
     async with make_client(trusted_proxies=[PROXY]) as client:
         account = await signup(client)
         async with proxied(client) as proxy:
@@ -188,7 +200,9 @@ async def test_a_forwarded_ipv6_zone_id_is_dropped_from_the_client_address(make_
     assert [s["ip"] for s in sessions] == ["fe80::1"]
 
 
-async def test_addresses_forwarded_by_a_trusted_proxy_are_throttled_separately(make_client):
+async def test_addresses_forwarded_by_a_trusted_proxy_are_throttled_separately(
+    make_client: AppFactory,
+) -> None:
     async with make_client(trusted_proxies=[PROXY], login_max_failures=3) as client:
         async with proxied(client) as proxy:
 
@@ -207,8 +221,8 @@ async def test_addresses_forwarded_by_a_trusted_proxy_are_throttled_separately(m
 
 
 async def test_spoofed_forwarded_for_from_an_untrusted_peer_cannot_dodge_the_address_limit(
-    make_client,
-):
+    make_client: AppFactory,
+) -> None:
     async with make_client(trusted_proxies=[PROXY], login_max_failures=3) as client:
         statuses = []
         for i in range(5):
@@ -221,7 +235,7 @@ async def test_spoofed_forwarded_for_from_an_untrusted_peer_cannot_dodge_the_add
     assert statuses == [400, 400, 400, 429, 429]
 
 
-async def test_signup_is_throttled_per_address(make_client):
+async def test_signup_is_throttled_per_address(make_client: AppFactory) -> None:
     async with make_client(signup_max_per_hour=3) as client:
         answers = [
             await client.post(
@@ -238,7 +252,7 @@ async def test_signup_is_throttled_per_address(make_client):
     assert other.status_code == 201
 
 
-async def test_a_lockout_is_written_to_the_audit_log(make_client):
+async def test_a_lockout_is_written_to_the_audit_log(make_client: AppFactory) -> None:
     async with make_client(login_max_failures=3) as client:
         # The admin signs in first: the guesses below also lock this address.
         admin = await admin_login(client, scope="audit:read")
@@ -257,7 +271,9 @@ async def test_a_lockout_is_written_to_the_audit_log(make_client):
     assert entries["address"]["target"] == "127.0.0.1"
 
 
-async def test_parallel_signups_of_one_name_in_different_forms_create_one_account(make_client):
+async def test_parallel_signups_of_one_name_in_different_forms_create_one_account(
+    make_client: AppFactory,
+) -> None:
     rounds = 20
     names = ["bob", "Bob", "\uff42\uff4f\uff42"]  # the last is fullwidth ｂｏｂ
     async with make_client(signup_max_per_hour=100) as client:
@@ -280,7 +296,7 @@ async def test_parallel_signups_of_one_name_in_different_forms_create_one_accoun
     assert len(matching) == 1, listing.json()
 
 
-async def test_a_burst_of_correct_logins_never_locks_the_account(make_client):
+async def test_a_burst_of_correct_logins_never_locks_the_account(make_client: AppFactory) -> None:
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         burst = await asyncio.gather(
@@ -293,7 +309,7 @@ async def test_a_burst_of_correct_logins_never_locks_the_account(make_client):
     assert after.status_code == 200, after.text
 
 
-async def test_a_success_forgives_the_accounts_earlier_failures(make_client):
+async def test_a_success_forgives_the_accounts_earlier_failures(make_client: AppFactory) -> None:
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         for _ in range(2):
@@ -305,7 +321,7 @@ async def test_a_success_forgives_the_accounts_earlier_failures(make_client):
     assert [r.status_code for r in answers] == [400, 400, 400, 429]
 
 
-async def test_wrong_current_passwords_are_throttled_like_logins(make_client):
+async def test_wrong_current_passwords_are_throttled_like_logins(make_client: AppFactory) -> None:
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         tokens = (await attempt(client, account["username"], PASSWORD)).json()
