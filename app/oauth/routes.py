@@ -7,8 +7,8 @@ from fastapi import APIRouter, Form, Response, status
 
 from app.core.db import DbSession
 from app.core.network import OriginDep
-from app.oauth.errors import InvalidRequest, UnsupportedGrantType
-from app.oauth.grants import GRANTS, TokenRequest
+from app.oauth.errors import InvalidRequest
+from app.oauth.grants import TokenRequest, grant_for
 from app.roles import service as roles_service
 from app.sessions import service as sessions_service
 from app.sessions.schemas import TokenResponse
@@ -57,12 +57,8 @@ async def issue_token(
     for name, value in params.items():
         if "\x00" in value or len(value) > MAX_PARAM_LENGTH:
             raise InvalidRequest(f"Malformed {name}")
-    if not grant_type:
-        raise InvalidRequest("grant_type is required")
-    handler = GRANTS.get(grant_type)
-    if handler is None:
-        raise UnsupportedGrantType(f"Supported grant types: {', '.join(sorted(GRANTS))}")
-    return await handler(db, TokenRequest(params=params, origin=origin), state)
+    grant = grant_for(grant_type)
+    return await grant(db, TokenRequest(params=params, origin=origin), state)
 
 
 @router.post("/revoke", status_code=status.HTTP_200_OK)

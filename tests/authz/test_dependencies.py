@@ -1,5 +1,5 @@
 """Deny by default: every route but the public ones needs a token, and nearly all a
-scope; and the scope helpers (RFC 6749 §3.3)."""
+scope."""
 
 import re
 import uuid
@@ -10,7 +10,7 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
-from app.authz.catalogue import BUILTIN_SCOPES, format_scope, holds_all, parse_scope
+from app.authz.catalogue import BUILTIN_SCOPES
 from app.authz.dependencies import require_scopes
 from app.main import app
 
@@ -104,48 +104,3 @@ async def test_protected_route_answers_401_without_a_token(
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "error=" not in response.headers["www-authenticate"]
     assert list(response.json()) == ["detail"]
-
-
-# --- the helpers -------------------------------------------------------------
-
-
-def test_parse_scope_splits_on_spaces_and_drops_duplicates_keeping_order() -> None:
-    assert parse_scope("me:write me:read  me:write") == ["me:write", "me:read"]
-
-
-@pytest.mark.parametrize("value", [None, "", "   "])
-def test_parse_scope_of_nothing_is_empty(value: str | None) -> None:
-    assert parse_scope(value) == []
-
-
-def test_format_scope_sorts_and_drops_duplicates() -> None:
-    assert format_scope(["me:write", "accounts:read", "me:write"]) == "accounts:read me:write"
-
-
-def test_format_scope_of_nothing_is_the_empty_string() -> None:
-    assert format_scope(set()) == ""
-
-
-def test_format_then_parse_gives_the_same_scopes() -> None:
-    scopes = {"roles:read", "me:read", "billing:export"}
-    assert set(parse_scope(format_scope(scopes))) == scopes
-
-
-def test_holder_of_every_wanted_scope_holds_all() -> None:
-    assert holds_all({"me:read", "me:write"}, {"me:read"}, is_admin=False)
-
-
-def test_nothing_wanted_is_always_held() -> None:
-    assert holds_all(set(), set(), is_admin=False)
-
-
-def test_non_admin_missing_a_scope_does_not_hold_all() -> None:
-    assert not holds_all({"me:read"}, {"me:read", "billing:export"}, is_admin=False)
-
-
-def test_admin_counts_as_holding_custom_scopes() -> None:
-    assert holds_all(set(BUILTIN_SCOPES), {"billing:export", "me:read"}, is_admin=True)
-
-
-def test_admin_does_not_count_as_holding_a_builtin_scope_it_lacks() -> None:
-    assert not holds_all({"me:read", "billing:export"}, {"audit:read"}, is_admin=True)

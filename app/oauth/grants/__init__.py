@@ -2,6 +2,6 @@
 registers them all in `base.GRANTS`."""
 
 from app.oauth.grants import password, refresh_token
-from app.oauth.grants.base import GRANTS, TokenRequest
+from app.oauth.grants.base import GRANTS, TokenRequest, grant_for
 
-__all__ = ["GRANTS", "TokenRequest", "password", "refresh_token"]
+__all__ = ["GRANTS", "TokenRequest", "grant_for", "password", "refresh_token"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.network import RequestOrigin
-from app.oauth.errors import InvalidRequest
+from app.oauth.errors import InvalidRequest, UnsupportedGrantType
 from app.sessions.schemas import TokenResponse
 from app.state import State
 
@@ -42,3 +42,14 @@ def grant(grant_type: str) -> Callable[[Grant], Grant]:
         return handler
 
     return register
+
+
+def grant_for(grant_type: str | None) -> Grant:
+    """The grant registered under `grant_type`; RFC 6749 §5.2 `unsupported_grant_type`
+    for any other (grant types are compared exactly, case included)."""
+    if not grant_type:
+        raise InvalidRequest("grant_type is required")
+    handler = GRANTS.get(grant_type)
+    if handler is None:
+        raise UnsupportedGrantType(f"Supported grant types: {', '.join(sorted(GRANTS))}")
+    return handler
