@@ -16,6 +16,7 @@ from app.authz.catalogue import USER_ROLE
 from app.authz.dependencies import AUTH_ERRORS, AccountsRead, AccountsWrite, MeRead, MeWrite
 from app.core.db import DbSession
 from app.core.network import OriginDep
+from app.core.pagination import PageQuery
 from app.core.schemas import NO_NUL, Page
 from app.state import HasherDep, SettingsDep, StateDep
 
@@ -95,15 +96,14 @@ async def change_own_password(
 async def list_accounts(
     _: AccountsRead,
     db: DbSession,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    page: PageQuery,
     q: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     role: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     is_active: bool | None = None,
 ) -> Page[AccountPublic]:
     """Accounts in creation order, a page at a time."""
     return await accounts_service.list_accounts(
-        db, limit=limit, cursor=cursor, q=q, role=role, is_active=is_active
+        db, limit=page.limit, cursor=page.cursor, q=q, role=role, is_active=is_active
     )
 
 

@@ -20,12 +20,12 @@ from app.accounts.schemas import AccountPublic
 from app.audit import service as audit
 from app.authz.catalogue import ADMIN_ROLE, USER_ROLE
 from app.core.config import Settings
-from app.core.db import release_connection
+from app.core.db import inserted, release_connection
 from app.core.errors import Conflict, Forbidden, GatehouseError, Invalid, NotFound
 from app.core.models import utcnow
 from app.core.network import RequestOrigin
 from app.core.pagination import decode_cursor, keyset_page
-from app.core.schemas import Page
+from app.core.schemas import Page, public
 from app.crypto.passwords import PasswordHasher, policy_violation
 from app.roles import service as roles_service
 from app.roles.models import AccountRole
@@ -88,12 +88,8 @@ async def _insert(
         password_hash=password_hash,
     )
     await roles_service.check_roles_exist(db, roles)
-    try:
-        async with db.begin_nested():
-            db.add(account)
-            await db.flush()
-    except IntegrityError:
-        raise Conflict(_taken(await _which_taken(db, account))) from None
+    if not await inserted(db, account):
+        raise Conflict(_taken(await _which_taken(db, account)))
     for role in dict.fromkeys(roles):
         db.add(AccountRole(account_id=account.id, role_name=role))
     await db.flush()
@@ -232,18 +228,7 @@ async def find_by_username(db: AsyncSession, username: str) -> Account | None:
 
 async def to_public(db: AsyncSession, accounts: Sequence[Account]) -> list[AccountPublic]:
     extra = await roles_service.roles_and_scopes(db, [a.id for a in accounts])
-    return [
-        AccountPublic(
-            id=a.id,
-            username=a.username,
-            email=a.email,
-            is_active=a.is_active,
-            roles=extra[a.id][0],
-            scopes=extra[a.id][1],
-            created_at=a.created_at,
-        )
-        for a in accounts
-    ]
+    return [public(AccountPublic, a, roles=extra[a.id][0], scopes=extra[a.id][1]) for a in accounts]
 
 
 async def list_accounts(

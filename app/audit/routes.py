@@ -7,6 +7,7 @@ from app.audit import service as audit_service
 from app.audit.schemas import AuditPublic
 from app.authz.dependencies import AUTH_ERRORS, AuditRead
 from app.core.db import DbSession
+from app.core.pagination import PageQuery
 from app.core.schemas import NO_NUL, Page
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -16,12 +17,11 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 async def list_audit_events(
     _: AuditRead,
     db: DbSession,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    page: PageQuery,
     actor: uuid.UUID | None = None,
     action: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> Page[AuditPublic]:
     """The audit log, newest first."""
     return await audit_service.list_events(
-        db, limit=limit, cursor=cursor, actor=actor, action=action
+        db, limit=page.limit, cursor=page.cursor, actor=actor, action=action
     )

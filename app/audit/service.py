@@ -11,7 +11,7 @@ from sqlmodel import col
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditPublic
 from app.core.pagination import decode_cursor, keyset_page
-from app.core.schemas import Page
+from app.core.schemas import Page, public
 
 # Keys that must never reach the log, however a caller builds `detail`.
 _SECRET_KEYS = frozenset(
@@ -56,16 +56,5 @@ async def list_events(
     if action:
         query = query.where(col(AuditEvent.action) == action)
     rows, next_cursor = keyset_page((await db.scalars(query)).all(), limit, lambda r: str(r.id))
-    items = [
-        AuditPublic(
-            id=r.id or 0,
-            time=r.time,
-            actor=r.actor_id,
-            action=r.action,
-            target=r.target,
-            ip=r.ip,
-            detail=r.detail,
-        )
-        for r in rows
-    ]
+    items = [public(AuditPublic, r, actor=r.actor_id) for r in rows]
     return Page[AuditPublic](items=items, next_cursor=next_cursor)

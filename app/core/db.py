@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlmodel import SQLModel
 from starlette.requests import HTTPConnection
 
 from app.core.config import Settings
@@ -89,6 +91,19 @@ async def get_db(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
 # "function" scope: the session commits before the response is sent, so a client
 # never sees success for a change that then fails to commit.
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+
+async def inserted(db: AsyncSession, row: SQLModel) -> bool:
+    """Insert `row` in a savepoint; False when a unique key already holds it.
+    The database decides, so of two racing inserts exactly one wins, and the
+    loser's transaction carries on."""
+    try:
+        async with db.begin_nested():
+            db.add(row)
+            await db.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 async def release_connection(db: AsyncSession) -> None:

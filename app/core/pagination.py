@@ -2,7 +2,10 @@
 
 import base64
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Query
 
 from app.core.errors import Invalid
 
@@ -29,3 +32,20 @@ def keyset_page(
     page = list(rows[:limit])
     more = len(rows) > limit and bool(page)
     return page, encode_cursor(position(page[-1])) if more else None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    limit: int
+    cursor: str | None
+
+
+def _page_request(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor)
+
+
+# Every list takes `limit` (1 to 100, default 50) and the `cursor` of the page before.
+PageQuery = Annotated[PageRequest, Depends(_page_request)]

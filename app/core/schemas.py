@@ -1,8 +1,9 @@
 """Shapes every concept's schemas build on: input cleaning, strictness, pages."""
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from sqlmodel import SQLModel
 
 
 def refuse_unstorable(value: str) -> str:
@@ -41,3 +42,14 @@ class Page(BaseModel, Generic[T]):
 
 class Status(BaseModel):
     status: str
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def public(schema: type[P], row: SQLModel, **computed: Any) -> P:
+    """A response shape filled from a table row's columns of the same names, and
+    from `computed` for the rest: the schema, not the table, decides what is shown
+    (a column it does not name, such as a password hash, never leaves)."""
+    shown = set(schema.model_fields) - computed.keys()
+    return schema.model_validate({**row.model_dump(include=shown), **computed})

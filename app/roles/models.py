@@ -1,9 +1,23 @@
 """Scopes, roles, what each role carries, and who holds which role."""
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
+
+
+def _name_key(table: str, *, index: bool = False) -> Any:
+    """Part of a link table's primary key: the name of a role or scope, whose
+    deletion takes the link with it."""
+    return Field(
+        sa_column=sa.Column(
+            sa.String(64),
+            sa.ForeignKey(f"{table}.name", ondelete="CASCADE"),
+            primary_key=True,
+            index=index,
+        )
+    )
 
 
 class Scope(SQLModel, table=True):
@@ -25,19 +39,8 @@ class Role(SQLModel, table=True):
 class RoleScope(SQLModel, table=True):
     __tablename__ = "role_scope"
 
-    role_name: str = Field(
-        sa_column=sa.Column(
-            sa.String(64), sa.ForeignKey("role.name", ondelete="CASCADE"), primary_key=True
-        )
-    )
-    scope_name: str = Field(
-        sa_column=sa.Column(
-            sa.String(64),
-            sa.ForeignKey("scope.name", ondelete="CASCADE"),
-            primary_key=True,
-            index=True,
-        )
-    )
+    role_name: str = _name_key("role")
+    scope_name: str = _name_key("scope", index=True)
 
 
 class AccountRole(SQLModel, table=True):
@@ -48,11 +51,4 @@ class AccountRole(SQLModel, table=True):
             sa.Uuid, sa.ForeignKey("account.id", ondelete="CASCADE"), primary_key=True
         )
     )
-    role_name: str = Field(
-        sa_column=sa.Column(
-            sa.String(64),
-            sa.ForeignKey("role.name", ondelete="CASCADE"),
-            primary_key=True,
-            index=True,
-        )
-    )
+    role_name: str = _name_key("role", index=True)

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.accounts.models import Account
 from app.audit import service as audit
 from app.authz.catalogue import ADMIN_ROLE, holds_all
+from app.core.db import inserted
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.roles.models import AccountRole, Role, RoleScope, Scope
 from app.roles.schemas import RolePublic, ScopePublic
@@ -183,12 +183,8 @@ async def create_role(
     wanted = set(scopes)
     await _check_known_scopes(db, wanted)
     await check_may_grant(db, actor, wanted)
-    try:
-        async with db.begin_nested():
-            db.add(Role(name=name, description=description, builtin=False))
-            await db.flush()
-    except IntegrityError:
-        raise Conflict("A role with that name exists") from None
+    if not await inserted(db, Role(name=name, description=description, builtin=False)):
+        raise Conflict("A role with that name exists")
     for scope in sorted(wanted):
         db.add(RoleScope(role_name=name, scope_name=scope))
     await db.flush()
@@ -278,12 +274,8 @@ async def assign_role(
     )
     if exists:
         return account
-    try:
-        async with db.begin_nested():
-            db.add(AccountRole(account_id=account_id, role_name=role))
-            await db.flush()
-    except IntegrityError:  # a concurrent identical assignment won
-        return account
+    if not await inserted(db, AccountRole(account_id=account_id, role_name=role)):
+        return account  # a concurrent identical assignment won
     await bump_authz_version(db, [account_id])
     await audit.record(
         db, action="role.assign", actor=actor, target=str(account_id), ip=ip, detail={"role": role}
@@ -331,12 +323,8 @@ async def list_scopes(db: AsyncSession) -> list[ScopePublic]:
 async def create_scope(
     db: AsyncSession, *, actor: uuid.UUID, ip: str | None, name: str, description: str
 ) -> ScopePublic:
-    try:
-        async with db.begin_nested():
-            db.add(Scope(name=name, description=description, builtin=False))
-            await db.flush()
-    except IntegrityError:
-        raise Conflict("A scope with that name exists") from None
+    if not await inserted(db, Scope(name=name, description=description, builtin=False)):
+        raise Conflict("A scope with that name exists")
     await audit.record(db, action="scope.create", actor=actor, target=name, ip=ip, detail={})
     return ScopePublic(name=name, description=description, builtin=False)
 

@@ -23,6 +23,7 @@ from app.core.config import Settings
 from app.core.db import released_after
 from app.core.errors import NotFound
 from app.core.models import UTCDateTime, utcnow
+from app.core.schemas import public
 from app.crypto.jwt import TokenError
 from app.oauth.errors import InvalidGrant, InvalidScope
 from app.roles import service as roles_service
@@ -289,13 +290,26 @@ async def end_account_sessions(
     await db.execute(query)
 
 
+async def _record_logout(
+    db: AsyncSession,
+    account_id: uuid.UUID,
+    session_id: uuid.UUID,
+    *,
+    ip: str | None,
+    via: str | None = None,
+) -> None:
+    """One `auth.logout` event, however the session was ended by its owner."""
+    detail = {"via": via} if via else {}
+    await audit.record(
+        db, action="auth.logout", actor=account_id, target=str(session_id), ip=ip, detail=detail
+    )
+
+
 async def logout(
     db: AsyncSession, *, account_id: uuid.UUID, session_id: uuid.UUID, ip: str | None
 ) -> None:
     await end_session(db, session_id, reason="logout")
-    await audit.record(
-        db, action="auth.logout", actor=account_id, target=str(session_id), ip=ip, detail={}
-    )
+    await _record_logout(db, account_id, session_id, ip=ip)
 
 
 async def list_sessions(
@@ -308,18 +322,7 @@ async def list_sessions(
             .order_by(col(AuthSession.created_at).desc())
         )
     ).all()
-    return [
-        SessionPublic(
-            id=s.id,
-            created_at=s.created_at,
-            last_used_at=s.last_used_at,
-            expires_at=s.expires_at,
-            user_agent=s.user_agent,
-            ip=s.ip,
-            current=s.id == current,
-        )
-        for s in rows
-    ]
+    return [public(SessionPublic, s, current=s.id == current) for s in rows]
 
 
 async def end_own_session(
@@ -347,14 +350,7 @@ async def end_own_session(
     )
     if not result.rowcount:
         raise NotFound("Session not found")
-    await audit.record(
-        db,
-        action="auth.logout",
-        actor=account_id,
-        target=str(session_id),
-        ip=ip,
-        detail={"via": "session_delete"},
-    )
+    await _record_logout(db, account_id, session_id, ip=ip, via="session_delete")
 
 
 async def revoke(
@@ -390,14 +386,7 @@ async def revoke(
             )
         )
         if owned and await end_session(db, session_id, reason="revoked"):
-            await audit.record(
-                db,
-                action="auth.logout",
-                actor=account_id,
-                target=str(session_id),
-                ip=ip,
-                detail={"via": "revoke"},
-            )
+            await _record_logout(db, account_id, session_id, ip=ip, via="revoke")
         return
 
 
