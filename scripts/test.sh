@@ -9,4 +9,8 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "could not install chromium; the browser test will say so"
 fi
+if [ "$#" -eq 0 ]; then
+    # The whole suite: line coverage of app/ (floor in pyproject's [tool.coverage]).
+    exec .venv/bin/pytest --cov --cov-report=term-missing
+fi
 exec .venv/bin/pytest "$@"
