@@ -116,7 +116,9 @@ async def test_fifty_parallel_wrong_passwords_trip_the_throttle_at_exactly_the_l
 
 
 async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(make_client):
-    async with make_client(login_max_failures=10, login_lockout_seconds=300) as client:
+    async with make_client(
+        login_max_failures=10, login_max_failures_per_address=10, login_lockout_seconds=300
+    ) as client:
         admin = await admin_login(client, scope="audit:read")
         account = await signup(client)
         await asyncio.gather(*(attempt(client, account["username"]) for _ in range(50)))
@@ -131,18 +133,18 @@ async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(m
 
 
 async def test_one_address_is_throttled_across_different_usernames(make_client):
-    async with make_client(login_max_failures=3) as client:
+    async with make_client(login_max_failures_per_address=3) as client:
         answers = [await attempt(client, unique_name()) for _ in range(5)]
     assert [r.status_code for r in answers] == [400, 400, 400, 429, 429]
 
 
 async def test_an_address_lockout_does_not_lock_other_addresses(make_client):
-    async with make_client(login_max_failures=3) as client:
+    async with make_client(login_max_failures_per_address=3) as client:
         account = await signup(client)
-        for _ in range(4):
-            await attempt(client, unique_name())
+        guesses = [await attempt(client, unique_name()) for _ in range(4)]
         async with proxied(client, "192.0.2.20") as elsewhere:
             response = await attempt(elsewhere, account["username"], PASSWORD)
+    assert [r.status_code for r in guesses] == [400, 400, 400, 429]
     assert response.status_code == 200, response.text
 
 
@@ -189,7 +191,7 @@ async def test_a_forwarded_ipv6_zone_id_is_dropped_from_the_client_address(make_
 
 
 async def test_addresses_forwarded_by_a_trusted_proxy_are_throttled_separately(make_client):
-    async with make_client(trusted_proxies=[PROXY], login_max_failures=3) as client:
+    async with make_client(trusted_proxies=[PROXY], login_max_failures_per_address=3) as client:
         async with proxied(client) as proxy:
 
             async def from_address(ip: str) -> int:
@@ -209,7 +211,7 @@ async def test_addresses_forwarded_by_a_trusted_proxy_are_throttled_separately(m
 async def test_spoofed_forwarded_for_from_an_untrusted_peer_cannot_dodge_the_address_limit(
     make_client,
 ):
-    async with make_client(trusted_proxies=[PROXY], login_max_failures=3) as client:
+    async with make_client(trusted_proxies=[PROXY], login_max_failures_per_address=3) as client:
         statuses = []
         for i in range(5):
             response = await client.post(
@@ -239,7 +241,7 @@ async def test_signup_is_throttled_per_address(make_client):
 
 
 async def test_a_lockout_is_written_to_the_audit_log(make_client):
-    async with make_client(login_max_failures=3) as client:
+    async with make_client(login_max_failures=3, login_max_failures_per_address=3) as client:
         # The admin signs in first: the guesses below also lock this address.
         admin = await admin_login(client, scope="audit:read")
         account = await signup(client)
@@ -322,3 +324,48 @@ async def test_wrong_current_passwords_are_throttled_like_logins(make_client):
         ]
     assert [r.status_code for r in answers] == [400, 400, 400, 429]
     assert int(answers[3].headers["retry-after"]) > 0
+
+
+async def test_an_address_may_fail_past_the_account_limit_without_locking_other_accounts(
+    make_client,
+):
+    # One office behind a NAT (or every local client): ten failures on other
+    # accounts do not lock its colleagues out; the address limit is 100.
+    async with make_client() as client:
+        account = await signup(client)
+        guesses = [await attempt(client, unique_name()) for _ in range(12)]
+        response = await attempt(client, account["username"], PASSWORD)
+    assert {r.status_code for r in guesses} == {400}
+    assert response.status_code == 200, response.text
+
+
+async def test_an_address_is_locked_at_its_own_limit_across_accounts(make_client):
+    async with make_client(login_max_failures=2, login_max_failures_per_address=5) as client:
+        accounts = [await signup(client) for _ in range(3)]
+        answers = [await attempt(client, accounts[i // 2]["username"]) for i in range(6)]
+        after = await attempt(client, accounts[2]["username"], PASSWORD)
+    # Two failures each on the first two accounts lock them; the fifth failure
+    # (on the third account) locks the address, so the sixth attempt is refused.
+    assert [r.status_code for r in answers] == [400, 400, 400, 400, 400, 429]
+    assert after.status_code == 429
+
+
+async def test_a_disabled_accounts_correct_password_counts_as_a_failure(make_client):
+    async with make_client(login_max_failures=5) as client:
+        admin = await admin_login(client, scope="accounts:write")
+        account = await signup(client)
+        disabled = await client.patch(
+            f"/accounts/{account['id']}",
+            json={"is_active": False},
+            headers=bearer(admin["access_token"]),
+        )
+        assert disabled.status_code == 200, disabled.text
+        wrong = [await attempt(client, account["username"]) for _ in range(4)]
+        right = await attempt(client, account["username"], PASSWORD)
+        after = await attempt(client, account["username"])
+    assert [r.status_code for r in wrong] == [400, 400, 400, 400]
+    # The right password of a disabled account answers exactly like a wrong one...
+    assert right.status_code == 400
+    assert right.content == wrong[0].content
+    # ...and counts like one: five failures, so the next attempt is throttled.
+    assert after.status_code == 429, after.text
