@@ -10,7 +10,13 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
-from app.authz.catalogue import BUILTIN_SCOPES, format_scope, holds_all, parse_scope
+from app.authz.catalogue import (
+    BUILTIN_SCOPES,
+    PERMISSION_SCOPES,
+    format_scope,
+    holds_all,
+    parse_scope,
+)
 from app.authz.dependencies import require_scopes
 from app.main import app
 
@@ -148,3 +154,12 @@ def test_admin_counts_as_holding_custom_scopes() -> None:
 
 def test_admin_does_not_count_as_holding_a_builtin_scope_it_lacks() -> None:
     assert not holds_all({"me:read", "billing:export"}, {"audit:read"}, is_admin=True)
+
+
+def test_admin_token_lacking_a_permission_scope_holds_no_custom_scope() -> None:
+    narrowed = set(PERMISSION_SCOPES - {"audit:read"})
+    assert not holds_all(narrowed, {"billing:export"}, is_admin=True)
+
+
+def test_non_admin_carrying_every_permission_scope_holds_no_custom_scope() -> None:
+    assert not holds_all(set(PERMISSION_SCOPES), {"billing:export"}, is_admin=False)

@@ -138,9 +138,13 @@ async def test_a_change_made_while_a_login_writes_its_session_ends_that_session(
         )
     changing = asyncio.create_task(request)
     await blocked_or_done(changing, database_url)
+    waited = not changing.done()
     pause.release()
     answer, changed = await asyncio.gather(login, changing)
 
+    # The change waited for the login to commit (its row lock on PostgreSQL, the
+    # one connection on SQLite) rather than running beside it.
+    assert waited
     assert changed.status_code in (200, 204), changed.text
     if change == "disable":
         enabled = await client.patch(

@@ -32,15 +32,19 @@ async def race(
     second: Callable[[], Awaitable[httpx.Response]],
 ) -> tuple[httpx.Response, httpx.Response]:
     """`first` is held once it has passed its checks (the guardrail check is the
-    last one before any write); `second` runs to its end or to a lock; then both go."""
+    last one before any write); `second` runs to its end or to a lock; then both
+    go. `second` must have waited for `first` (its row lock on PostgreSQL, the one
+    connection on SQLite), not pulled the row away under it."""
     pause = Pause(roles_service.check_may_grant)
     monkeypatch.setattr(roles_service, "check_may_grant", pause)
     held = asyncio.create_task(first())
     await asyncio.wait_for(pause.reached.wait(), timeout=15)
     other = asyncio.create_task(second())
     await blocked_or_done(other, database_url)
+    waited = not other.done()
     pause.release()
     a, b = await asyncio.gather(held, other)
+    assert waited, (a.status_code, a.text, b.status_code, b.text)
     return a, b
 
 
