@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from app.accounts import routes as accounts
 from app.audit import routes as audit
+from app.core import access_log
 from app.core.config import Settings
 from app.core.config import settings as default_settings
 from app.core.errors import install_error_handlers
@@ -27,9 +28,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.show_docs else None,
+        # No 307 to the same path with or without a slash: Starlette builds that
+        # redirect from the request's Host header (`Host: evil.example` would send
+        # the client there). A path the API does not define is 404 (CONTRACT.md).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    access_log.install()
     for router in (
         health.router,
         accounts.signup_router,

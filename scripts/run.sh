@@ -11,4 +11,5 @@ echo "Gatehouse is starting on http://${HOST}:${PORT}"
 echo "  Swagger UI (Authorize with the admin above): http://${HOST}:${PORT}/docs"
 echo "  Health: http://${HOST}:${PORT}/healthz"
 echo
+# The access log stays on: the app filters query strings out of it (app/core/access_log.py).
 exec .venv/bin/uvicorn app.main:app --host "$HOST" --port "$PORT" --no-server-header --no-proxy-headers

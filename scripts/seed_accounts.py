@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.accounts.service import username_key
+from app.accounts.usernames import key as username_key
 from app.authz.catalogue import USER_ROLE
 from app.core.config import Settings
 from app.core.db import create_engine

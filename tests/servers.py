@@ -46,12 +46,19 @@ def server_env(database_url: str, data_dir: Path, **overrides: str) -> dict[str,
 
 
 @contextlib.contextmanager
-def serve(env: Mapping[str, str], *, log_path: Path, startup_timeout: float = 30) -> Iterator[str]:
+def serve(
+    env: Mapping[str, str],
+    *,
+    log_path: Path,
+    startup_timeout: float = 30,
+    access_log: bool = False,
+) -> Iterator[str]:
     """`uvicorn app.main:app` with exactly `env` (see `server_env`), run from the
-    project root, its output in `log_path`. Yields `http://127.0.0.1:<port>` once
-    /healthz answers 200; fails with the log if the process exits first or is not
-    healthy within `startup_timeout` seconds. Terminates it (kills it if it lingers)
-    when the block ends."""
+    project root, its output in `log_path` (with uvicorn's access log when
+    `access_log`, as scripts/run.sh and the Dockerfile run it). Yields
+    `http://127.0.0.1:<port>` once /healthz answers 200; fails with the log if the
+    process exits first or is not healthy within `startup_timeout` seconds.
+    Terminates it (kills it if it lingers) when the block ends."""
     port = free_port()
     base = f"http://{HOST}:{port}"
     command = [
@@ -67,8 +74,9 @@ def serve(env: Mapping[str, str], *, log_path: Path, startup_timeout: float = 30
         # peer, X-Forwarded-For is the app's to judge, and no Server header.
         "--no-proxy-headers",
         "--no-server-header",
-        "--no-access-log",
     ]
+    if not access_log:
+        command.append("--no-access-log")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT

@@ -125,6 +125,7 @@ async def create_account(
         db,
         hasher=hasher,
         actor=principal.account_id,
+        actor_scopes=principal.scopes,
         username=body.username,
         password=body.password,
         email=body.email,

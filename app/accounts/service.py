@@ -2,19 +2,22 @@
 the last-admin guardrail, each with its audit event.
 
 Flows that hash a password (sign-up, creation, password change) give their
-database connection back while argon2 runs: see `core.db.released_after`.
+database connection back while argon2 runs: see `core.db.released_after`. They
+hash through a claim on the hasher taken for the client address
+(`PasswordHasher.claim`), so no address holds more than its share of it.
 """
 
 import asyncio
-import unicodedata
 import uuid
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.accounts import usernames
 from app.accounts.models import Account
 from app.accounts.schemas import AccountPublic
 from app.audit import service as audit
@@ -26,49 +29,21 @@ from app.core.models import utcnow
 from app.core.network import RequestOrigin
 from app.core.pagination import decode_cursor, keyset_page
 from app.core.schemas import Page, public
-from app.crypto.passwords import PasswordHasher, policy_violation
+from app.crypto.passwords import HasherClaim, PasswordHasher, policy_violation
 from app.roles import service as roles_service
 from app.roles.models import AccountRole
 from app.sessions import service as sessions_service
 from app.throttle import service as throttle
-
-# Unicode categories refused in usernames: separators (Z*), controls (Cc),
-# format characters (Cf, e.g. zero-width joiners and bidi overrides that make
-# two names look alike), surrogates, private-use and unassigned code points.
-_FORBIDDEN_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"})
-USERNAME_MAX = 64
-
-
-def normalize_username(username: str) -> str:
-    return unicodedata.normalize("NFKC", username)
-
-
-def username_key(username: str) -> str:
-    """NFKC then case fold (then NFKC again, as folding can denormalise):
-    `Bob`, `BOB` and fullwidth `ｂｏｂ` share one key."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
-
-
-def username_violation(username: str) -> str | None:
-    name = normalize_username(username)
-    if not 1 <= len(name) <= USERNAME_MAX:
-        return f"Username must be 1 to {USERNAME_MAX} characters"
-    if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in name):
-        return "Username must not contain whitespace, control or invisible characters"
-    if len(username_key(name)) > USERNAME_MAX:
-        # Case folding can lengthen a name ("ß" becomes "ss"); the key must fit too.
-        return f"Username must be at most {USERNAME_MAX} characters once case-folded"
-    return None
 
 
 def email_key(email: str | None) -> str | None:
     return email.casefold() if email else None
 
 
-async def hash_new_password(hasher: PasswordHasher, password: str, *, username: str | None) -> str:
+async def hash_new_password(hashing: HasherClaim, password: str, *, username: str | None) -> str:
     if problem := policy_violation(password, username=username):
         raise Invalid(problem, field="password")
-    return await hasher.hash(password)
+    return await hashing.hash(password)
 
 
 async def _insert(
@@ -81,13 +56,14 @@ async def _insert(
 ) -> Account:
     """Insert the account with its roles; the unique keys decide races (409)."""
     account = Account(
-        username=normalize_username(username),
-        username_key=username_key(username),
+        username=usernames.display_form(username),
+        username_key=usernames.key(username),
         email=email,
         email_key=email_key(email),
         password_hash=password_hash,
     )
-    await roles_service.check_roles_exist(db, roles)
+    # Locks the roles (PostgreSQL) so that none is deleted before the insert.
+    await roles_service.check_roles_exist(db, roles, lock=True)
     if not await inserted(db, account):
         raise Conflict(_taken(await _which_taken(db, account)))
     for role in dict.fromkeys(roles):
@@ -108,7 +84,7 @@ def _taken(what: str) -> str:
 
 
 def _check_username(username: str) -> None:
-    if problem := username_violation(username):
+    if problem := usernames.problem(username):
         raise Invalid(problem, field="username")
 
 
@@ -126,7 +102,8 @@ async def signup(
         raise Forbidden("Self-signup is switched off")
     _check_username(username)
     await throttle.count_signup(db, settings=settings, origin=origin)
-    password_hash = await hash_new_password(hasher, password, username=username)
+    with hasher.claim(origin.ip) as hashing:
+        password_hash = await hash_new_password(hashing, password, username=username)
     account = await _insert(
         db, username=username, password_hash=password_hash, email=email, roles=[USER_ROLE]
     )
@@ -146,6 +123,7 @@ async def create_account(
     *,
     hasher: PasswordHasher,
     actor: uuid.UUID,
+    actor_scopes: frozenset[str],
     username: str,
     password: str,
     email: str | None,
@@ -153,12 +131,13 @@ async def create_account(
     origin: RequestOrigin,
 ) -> Account:
     """An admin creates an account with `roles`; creating it with a role is
-    granting it, so the same guardrail applies."""
+    granting it, so the same guardrail applies (to the token's scopes)."""
     for role in dict.fromkeys(roles):
-        await roles_service.check_may_assign(db, actor=actor, role=role)
+        await roles_service.check_may_assign(db, actor=actor, actor_scopes=actor_scopes, role=role)
     _check_username(username)
     await release_connection(db)  # no connection held while argon2 runs
-    password_hash = await hash_new_password(hasher, password, username=username)
+    with hasher.claim(origin.ip) as hashing:
+        password_hash = await hash_new_password(hashing, password, username=username)
     account = await _insert(
         db, username=username, password_hash=password_hash, email=email, roles=roles
     )
@@ -189,7 +168,8 @@ async def bootstrap_admin(
     if await find_by_username(db, username):
         raise Conflict(f"Account {username!r} exists but is not an active admin; not promoted")
     await release_connection(db)
-    password_hash = await hash_new_password(hasher, password, username=username)
+    with hasher.claim(None) as hashing:  # at start-up, for no client
+        password_hash = await hash_new_password(hashing, password, username=username)
     account = await _insert(
         db,
         username=username,
@@ -221,9 +201,35 @@ async def get_account(db: AsyncSession, account_id: uuid.UUID, *, lock: bool = F
 
 
 async def find_by_username(db: AsyncSession, username: str) -> Account | None:
+    """The sign-in lookup (see `usernames.lookup_key`)."""
     return await db.scalar(
-        select(Account).where(col(Account.username_key) == username_key(username)[:128])
+        select(Account).where(col(Account.username_key) == usernames.lookup_key(username))
     )
+
+
+async def upgrade_password_hash(
+    db: AsyncSession, *, hashing: HasherClaim, account: Account, password: str
+) -> str:
+    """After a successful login: rehash with today's argon2 parameters when the
+    stored hash used older ones. Returns the hash now stored. Conditional on the
+    old hash, so it never overwrites a password changed meanwhile."""
+    if not hashing.needs_rehash(account.password_hash):
+        return account.password_hash
+    new_hash = await hashing.hash(password)
+    result = cast(
+        "CursorResult[Any]",
+        await db.execute(
+            update(Account)
+            .where(
+                col(Account.id) == account.id, col(Account.password_hash) == account.password_hash
+            )
+            .values(password_hash=new_hash)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    # When it did not apply, the password changed while this one hashed: the
+    # session check then fails on the old hash, as it must.
+    return new_hash if result.rowcount == 1 else account.password_hash
 
 
 async def to_public(db: AsyncSession, accounts: Sequence[Account]) -> list[AccountPublic]:
@@ -245,7 +251,7 @@ async def list_accounts(
     if cursor:
         query = query.where(col(Account.id) > decode_cursor(cursor, uuid.UUID))
     if q:
-        prefix = username_key(q).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        prefix = usernames.key(q).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(col(Account.username_key).like(prefix + "%", escape="\\"))
     if role:
         query = query.where(
@@ -329,30 +335,49 @@ async def change_password(
     new_password: str,
     origin: RequestOrigin,
 ) -> None:
-    """Verify the current password, store the new one, end every other session."""
+    """Verify the current password, store the new one, end every other session.
+
+    The new hash is stored only if the account is still active and still has the
+    hash that was verified (one conditional UPDATE, which also locks the row until
+    commit): of two changes racing from the same old password one wins and the
+    other is 409, and a login holding the row finishes before its session is ended."""
     account = await get_account(db, account_id)
     if problem := policy_violation(new_password, username=account.username):
         raise Invalid(problem, field="new_password")
-    # Throttled like a login: a stolen access token must not become a way to
-    # guess the password without limit.
-    if not await throttle.verify_password(
-        db,
-        hasher=hasher,
-        slots=slots,
-        limit=throttle.login_limit(settings),
-        keys=[throttle.Counted(f"account:{account.username_key}", str(account.id), "account")],
-        password_hash=account.password_hash,
-        password=current_password,
-        origin=origin,
-    ):
-        raise GatehouseError("The current password is wrong")
-    new_hash = await hasher.hash(new_password)
-    await db.execute(
-        update(Account)
-        .where(col(Account.id) == account_id)
-        .values(password_hash=new_hash, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+    verified_hash = account.password_hash
+    # Throttled like a login, on the same keys: a stolen access token must not
+    # become a way to guess the password, nor one address's way to fill the hasher.
+    with hasher.claim(origin.ip) as hashing:
+        if not await throttle.verify_password(
+            db,
+            hashing=hashing,
+            slots=slots,
+            keys=[
+                throttle.account_key(settings, account.username_key, target=str(account.id)),
+                throttle.address_key(settings, origin),
+            ],
+            password_hash=verified_hash,
+            password=current_password,
+            active=True,  # the caller's token was live a moment ago
+            origin=origin,
+        ):
+            raise GatehouseError("The current password is wrong")
+        new_hash = await hashing.hash(new_password)
+    changed = cast(
+        "CursorResult[Any]",
+        await db.execute(
+            update(Account)
+            .where(
+                col(Account.id) == account_id,
+                col(Account.is_active).is_(True),
+                col(Account.password_hash) == verified_hash,
+            )
+            .values(password_hash=new_hash, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ),
     )
+    if changed.rowcount != 1:
+        raise Conflict("The account changed while the password was checked; nothing was changed")
     await sessions_service.end_account_sessions(
         db, account_id, reason="password_changed", keep=session_id
     )

@@ -1,6 +1,7 @@
 """The built-in scopes and roles, and the scope grammar. Imports nothing from the
 app, so every layer may use it."""
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -13,6 +14,10 @@ BUILTIN_SCOPES: dict[str, str] = {
     "roles:write": "Create, change and delete roles and custom scopes; assign roles",
     "audit:read": "Read the audit log",
 }
+# OpenID Connect requests for identity claims: no role carries them (CONTRACT.md).
+IDENTITY_SCOPES = frozenset({"openid", "profile", "email"})
+# What the guardrails call "every built-in permission scope".
+PERMISSION_SCOPES = frozenset(BUILTIN_SCOPES) - IDENTITY_SCOPES
 USER_ROLE = "user"
 ADMIN_ROLE = "admin"
 BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
@@ -22,6 +27,15 @@ BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
 # A session's stored scope when its login named none: it follows the account's
 # roles at each refresh. No scope name can be "*" (names start with a letter or digit).
 ALL_HELD = "*"
+# Scope and role names: lowercase ASCII letters, digits and `:._-`, starting and
+# ending with a letter or digit, at most 64 characters. So no two names differ
+# only in case or a trailing mark, and every name fits in a URL path segment.
+NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9:._-]{0,62}[a-z0-9])?$"
+_NAME = re.compile(NAME_PATTERN)
+
+
+def is_valid_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
 
 
 def parse_scope(value: str | None) -> list[str]:
@@ -33,11 +47,17 @@ def format_scope(scopes: set[str] | frozenset[str] | list[str]) -> str:
     return " ".join(sorted(set(scopes)))
 
 
+def carries_every_permission(scopes: set[str] | frozenset[str]) -> bool:
+    return PERMISSION_SCOPES <= scopes
+
+
 def holds_all(held: set[str] | frozenset[str], wanted: set[str], *, is_admin: bool) -> bool:
-    """Whether an account may grant `wanted`: admins count as holding every custom
-    scope, never a built-in one they were not given."""
+    """Whether the scopes `held` (those of the token making the request) may grant
+    `wanted`. An admin's token carrying every built-in permission scope counts as
+    holding every custom scope too; no token counts as holding a built-in scope
+    it does not carry."""
     missing = wanted - held
-    if is_admin:
+    if is_admin and carries_every_permission(held):
         missing &= BUILTIN_SCOPES.keys()
     return not missing
 

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     cors_origins: CsvList = []
     login_max_failures: int = Field(10, ge=1)
     login_lockout_seconds: int = Field(300, ge=1)
+    # Per client address, across accounts: higher than the per-account limit, so
+    # that one office behind a NAT (or every local client) does not lock itself out.
+    login_max_failures_per_address: int = Field(100, ge=1)
     trusted_proxies: CsvList = []
     # Signups per client address per window (one hour).
     signup_max_per_hour: int = Field(20, ge=1)

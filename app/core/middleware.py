@@ -7,6 +7,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_CREDENTIAL_HEADERS = frozenset({b"authorization", b"cookie"})
 _TOO_LARGE = b'{"detail":"Request body too large"}'
 _NUL_IN_URL = (
     b'{"detail":[{"loc":["url"],"msg":"must not contain NUL characters","type":"value_error"}]}'
@@ -125,6 +126,9 @@ class SecurityHeaders:
         # Token, revocation and session answers carry secrets or personal data;
         # RFC 6749 §5.1 wants no-store on token responses, errors and 413s included.
         is_auth = scope["path"].startswith("/auth/")
+        # Whatever answers a request that carries credentials is about someone:
+        # no cache, shared or private, may keep it (RFC 9111 §5.2.2.5).
+        authenticated = any(name in _CREDENTIAL_HEADERS for name, _ in scope["headers"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -144,7 +148,10 @@ class SecurityHeaders:
                     headers.setdefault(
                         "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"
                     )
-                if is_auth:
+                if authenticated:
+                    headers["Cache-Control"] = "no-store"
+                    headers.setdefault("Pragma", "no-cache")
+                elif is_auth:
                     headers.setdefault("Cache-Control", "no-store")
                     headers.setdefault("Pragma", "no-cache")
                 if self.hsts:

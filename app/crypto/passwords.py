@@ -5,6 +5,11 @@ the GIL while it works, so logins use every core while the loop keeps serving.
 The pool is bounded twice: `workers` hash at once (memory is workers x m_cost)
 and at most `queue_limit` more wait; past that `HasherBusy` is raised at once
 and the caller answers 503 instead of queueing without limit.
+
+Requests use it through a `HasherClaim` taken for their client address, and
+no address holds more than a quarter of those places at once: the rest of its
+requests answer 429 at once, so one address (many accounts, parallel password
+changes) cannot fill the hasher and turn everyone else's logins into 503s.
 """
 
 import asyncio
@@ -13,8 +18,10 @@ import secrets
 import sys
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TypeVar
 
@@ -22,12 +29,15 @@ from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from app.core.errors import Unavailable
+from app.core.errors import TooManyRequests, Unavailable
 
 T = TypeVar("T")
 MIN_LENGTH = 8
 HASH_THREAD_NICENESS = 10
 MAX_LENGTH = 256
+# One client address may hold at most this fraction of the hasher's workers and
+# waiting line (at least one place).
+ADDRESS_SHARE = 4
 
 
 class HasherBusy(Unavailable):
@@ -35,6 +45,16 @@ class HasherBusy(Unavailable):
 
     def __init__(self) -> None:
         super().__init__("Too many logins in progress; retry shortly", retry_after=1)
+
+
+class AddressBusy(TooManyRequests):
+    """This client address already holds its share of the hasher (429)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Too many password checks in progress from this address; retry shortly",
+            retry_after=1,
+        )
 
 
 class PasswordHasher:
@@ -55,6 +75,8 @@ class PasswordHasher:
         )
         self.workers = workers or os.cpu_count() or 1
         self.capacity = self.workers + queue_limit
+        self.address_share = max(1, self.capacity // ADDRESS_SHARE)
+        self._claims: Counter[str | None] = Counter()
         self._pool = ThreadPoolExecutor(
             self.workers, thread_name_prefix="argon2", initializer=_lower_priority
         )
@@ -105,8 +127,46 @@ class PasswordHasher:
         except InvalidHashError:
             return True
 
+    @contextmanager
+    def claim(self, address: str | None) -> Iterator["HasherClaim"]:
+        """Hold one of `address`'s places for a request's password work (every
+        hash and check it makes, and the database work between them): 503 when
+        the hasher is full, 429 when the address holds its share already."""
+        if self.saturated:
+            raise HasherBusy
+        if self._claims[address] >= self.address_share:
+            raise AddressBusy
+        self._claims[address] += 1
+        try:
+            yield HasherClaim(self)
+        finally:
+            self._claims[address] -= 1
+            if not self._claims[address]:
+                del self._claims[address]
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class HasherClaim:
+    """A request's right to use the hasher, within its address's share. Every
+    request-driven hash or check goes through one (`PasswordHasher.claim`)."""
+
+    def __init__(self, hasher: PasswordHasher):
+        self._hasher = hasher
+
+    @property
+    def saturated(self) -> bool:
+        return self._hasher.saturated
+
+    async def hash(self, password: str) -> str:
+        return await self._hasher.hash(password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        return await self._hasher.verify(password_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.needs_rehash(password_hash)
 
 
 def _lower_priority() -> None:

@@ -39,6 +39,7 @@ async def create_role(
     return await roles_service.create_role(
         db,
         actor=principal.account_id,
+        actor_scopes=principal.scopes,
         ip=origin.ip,
         name=body.name,
         description=body.description,
@@ -68,6 +69,7 @@ async def update_role(
     return await roles_service.update_role(
         db,
         actor=principal.account_id,
+        actor_scopes=principal.scopes,
         ip=origin.ip,
         name=name,
         description=body.description,
@@ -84,7 +86,9 @@ async def delete_role(
     name: NameParam, principal: RolesWrite, db: DbSession, origin: OriginDep
 ) -> Response:
     """Delete a custom role."""
-    await roles_service.delete_role(db, actor=principal.account_id, ip=origin.ip, name=name)
+    await roles_service.delete_role(
+        db, actor=principal.account_id, actor_scopes=principal.scopes, ip=origin.ip, name=name
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -109,8 +113,10 @@ async def create_scope(
     )
 
 
+# A path converter: a custom scope stored before names were restricted (CONTRACT.md,
+# "Built-in scopes and roles") may hold a "/", and must still be deletable.
 @scopes_router.delete(
-    "/{name}",
+    "/{name:path}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         **AUTH_ERRORS,
@@ -122,7 +128,9 @@ async def delete_scope(
     name: NameParam, principal: RolesWrite, db: DbSession, origin: OriginDep
 ) -> Response:
     """Delete a custom scope; holders' tokens are refused from their next request."""
-    await roles_service.delete_scope(db, actor=principal.account_id, ip=origin.ip, name=name)
+    await roles_service.delete_scope(
+        db, actor=principal.account_id, actor_scopes=principal.scopes, ip=origin.ip, name=name
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -136,7 +144,12 @@ async def assign_role(
 ) -> AccountPublic:
     """Give an account a role (idempotent). Needs every scope the role carries."""
     account = await roles_service.assign_role(
-        db, actor=principal.account_id, ip=origin.ip, account_id=account_id, role=role
+        db,
+        actor=principal.account_id,
+        actor_scopes=principal.scopes,
+        ip=origin.ip,
+        account_id=account_id,
+        role=role,
     )
     return (await accounts_service.to_public(db, [account]))[0]
 
@@ -155,6 +168,11 @@ async def unassign_role(
 ) -> AccountPublic:
     """Take a role from an account; its tokens are refused from the next request."""
     account = await roles_service.unassign_role(
-        db, actor=principal.account_id, ip=origin.ip, account_id=account_id, role=role
+        db,
+        actor=principal.account_id,
+        actor_scopes=principal.scopes,
+        ip=origin.ip,
+        account_id=account_id,
+        role=role,
     )
     return (await accounts_service.to_public(db, [account]))[0]

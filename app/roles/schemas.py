@@ -4,13 +4,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from app.authz.catalogue import NAME_PATTERN
 from app.core.schemas import Description, Strict
 
-ScopeName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,63}$"),
-]
-RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+# One syntax for both (CONTRACT.md, "Built-in scopes and roles"); 422 otherwise.
+# Names stored before this rule stay readable and deletable by their path.
+ScopeName = Annotated[str, StringConstraints(max_length=64, pattern=NAME_PATTERN)]
+RoleName = Annotated[str, StringConstraints(max_length=64, pattern=NAME_PATTERN)]
 
 
 class RoleCreate(Strict):

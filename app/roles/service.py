@@ -1,7 +1,15 @@
 """Roles, the scope catalogue, role assignment and effective scopes, with the
-guardrails: nobody grants what they do not hold, built-ins stay, the last admin
-stays. Every change here invalidates the access tokens it affects (the account's
-`authz_version`) and writes its audit event."""
+guardrails: nobody grants what the token making the request does not carry,
+built-ins stay and change only with a token carrying every built-in permission
+scope, the last admin stays. Every change here invalidates the access tokens it
+affects (the account's `authz_version`) and writes its audit event.
+
+Races between these changes are settled by row locks on PostgreSQL (SQLite runs
+one writer at a time): a change that names a scope or role takes a key-share
+lock on its row while it checks that it exists, so a deletion of that row
+waits until the change has committed (and then removes it from there), instead
+of pulling the row away between the check and the insert.
+"""
 
 import uuid
 from collections import defaultdict
@@ -14,7 +22,7 @@ from sqlmodel import col
 
 from app.accounts.models import Account
 from app.audit import service as audit
-from app.authz.catalogue import ADMIN_ROLE, holds_all
+from app.authz.catalogue import ADMIN_ROLE, carries_every_permission, holds_all
 from app.core.db import inserted
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.roles.models import AccountRole, Role, RoleScope, Scope
@@ -122,10 +130,16 @@ async def list_roles(db: AsyncSession) -> list[RolePublic]:
     ]
 
 
-async def _get_role(db: AsyncSession, name: str, *, lock: bool = False) -> Role:
+async def _get_role(
+    db: AsyncSession, name: str, *, lock: bool = False, key_share: bool = False
+) -> Role:
+    """`lock`: for update (the role itself changes); `key_share`: only kept from
+    being deleted until commit (the role is being referenced)."""
     query = select(Role).where(col(Role.name) == name)
     if lock:
         query = query.with_for_update()
+    elif key_share:
+        query = query.with_for_update(read=True, key_share=True)
     role = await db.scalar(query)
     if role is None:
         raise NotFound("Role not found")
@@ -140,33 +154,54 @@ async def get_role(db: AsyncSession, name: str) -> RolePublic:
     )
 
 
-async def check_may_grant(db: AsyncSession, actor: uuid.UUID, scopes: set[str]) -> None:
+async def _actor_holds(
+    db: AsyncSession, actor: uuid.UUID, actor_scopes: frozenset[str]
+) -> tuple[set[str], bool]:
+    """What the request's token may grant: its scopes that the account still
+    holds, and whether the account holds the admin role."""
     held, is_admin = await effective_scopes(db, actor)
-    if not holds_all(held, scopes, is_admin=is_admin):
-        raise Forbidden("You cannot grant scopes you do not hold")
+    return held & actor_scopes, is_admin
 
 
-async def unknown_scopes(db: AsyncSession, scopes: Sequence[str]) -> list[str]:
-    """The names in `scopes` that are not in the catalogue, in the order given."""
+async def check_may_grant(
+    db: AsyncSession, actor: uuid.UUID, actor_scopes: frozenset[str], scopes: set[str]
+) -> None:
+    """403 unless the token making the request carries every scope in `scopes`
+    (an admin's token carrying every built-in permission scope counts as holding
+    every custom scope): a token narrowed to `roles:write` grants nothing else."""
+    usable, is_admin = await _actor_holds(db, actor, actor_scopes)
+    if not holds_all(usable, scopes, is_admin=is_admin):
+        raise Forbidden("You cannot grant scopes your token does not carry")
+
+
+async def unknown_scopes(
+    db: AsyncSession, scopes: Sequence[str], *, lock: bool = False
+) -> list[str]:
+    """The names in `scopes` that are not in the catalogue, in the order given.
+    With `lock`, the known ones cannot be deleted before this transaction ends."""
     if not scopes:
         return []
-    known = set(
-        (await db.scalars(select(col(Scope.name)).where(col(Scope.name).in_(set(scopes))))).all()
-    )
+    query = select(col(Scope.name)).where(col(Scope.name).in_(set(scopes)))
+    if lock:
+        query = query.order_by(col(Scope.name)).with_for_update(read=True, key_share=True)
+    known = set((await db.scalars(query)).all())
     return [s for s in dict.fromkeys(scopes) if s not in known]
 
 
 async def _check_known_scopes(db: AsyncSession, scopes: set[str]) -> None:
-    if unknown := sorted(await unknown_scopes(db, sorted(scopes))):
+    if unknown := sorted(await unknown_scopes(db, sorted(scopes), lock=True)):
         raise Invalid(f"Unknown scope: {unknown[0]}", field="scopes")
 
 
-async def check_roles_exist(db: AsyncSession, roles: Sequence[str]) -> None:
+async def check_roles_exist(db: AsyncSession, roles: Sequence[str], *, lock: bool = False) -> None:
+    """404 naming the first unknown role. With `lock`, none of them can be deleted
+    before this transaction ends."""
     if not roles:
         return
-    found = set(
-        (await db.scalars(select(col(Role.name)).where(col(Role.name).in_(set(roles))))).all()
-    )
+    query = select(col(Role.name)).where(col(Role.name).in_(set(roles)))
+    if lock:
+        query = query.order_by(col(Role.name)).with_for_update(read=True, key_share=True)
+    found = set((await db.scalars(query)).all())
     if missing := sorted(set(roles) - found):
         raise NotFound(f"Unknown role: {missing[0]}")
 
@@ -175,6 +210,7 @@ async def create_role(
     db: AsyncSession,
     *,
     actor: uuid.UUID,
+    actor_scopes: frozenset[str],
     ip: str | None,
     name: str,
     description: str,
@@ -182,7 +218,7 @@ async def create_role(
 ) -> RolePublic:
     wanted = set(scopes)
     await _check_known_scopes(db, wanted)
-    await check_may_grant(db, actor, wanted)
+    await check_may_grant(db, actor, actor_scopes, wanted)
     if not await inserted(db, Role(name=name, description=description, builtin=False)):
         raise Conflict("A role with that name exists")
     for scope in sorted(wanted):
@@ -199,16 +235,24 @@ async def update_role(
     db: AsyncSession,
     *,
     actor: uuid.UUID,
+    actor_scopes: frozenset[str],
     ip: str | None,
     name: str,
     description: str | None,
     scopes: list[str] | None,
 ) -> RolePublic:
     role = await _get_role(db, name, lock=True)
+    if role.builtin:
+        # What `user` carries, every signup gets; `admin` is every built-in scope.
+        usable, _ = await _actor_holds(db, actor, actor_scopes)
+        if not carries_every_permission(usable):
+            raise Forbidden(
+                "Only a token carrying every built-in permission scope may change a built-in role"
+            )
     changed: dict[str, object] = {}
     if description is not None and description != role.description:
         # Changing a role, even only its description, needs every scope it carries.
-        await check_may_grant(db, actor, set((await _scopes_of(db, [name]))[name]))
+        await check_may_grant(db, actor, actor_scopes, set((await _scopes_of(db, [name]))[name]))
         role.description = description
         changed["description"] = description
     if scopes is not None:
@@ -220,7 +264,7 @@ async def update_role(
             await _check_known_scopes(db, wanted)
             # Both what is added and what is taken away: removing a scope from a
             # role also changes what its holders may do.
-            await check_may_grant(db, actor, wanted | current)
+            await check_may_grant(db, actor, actor_scopes, wanted | current)
             await db.execute(delete(RoleScope).where(col(RoleScope.role_name) == name))
             for scope in sorted(wanted):
                 db.add(RoleScope(role_name=name, scope_name=scope))
@@ -235,21 +279,31 @@ async def update_role(
     return await get_role(db, name)
 
 
-async def delete_role(db: AsyncSession, *, actor: uuid.UUID, ip: str | None, name: str) -> None:
+async def delete_role(
+    db: AsyncSession,
+    *,
+    actor: uuid.UUID,
+    actor_scopes: frozenset[str],
+    ip: str | None,
+    name: str,
+) -> None:
     role = await _get_role(db, name, lock=True)
     if role.builtin:
         raise Conflict("Built-in roles cannot be deleted")
     scopes = set((await _scopes_of(db, [name]))[name])
-    await check_may_grant(db, actor, scopes)
+    await check_may_grant(db, actor, actor_scopes, scopes)
     await bump_authz_version(db, role=name)
     await db.execute(delete(Role).where(col(Role.name) == name))
     await audit.record(db, action="role.delete", actor=actor, target=name, ip=ip, detail={})
 
 
-async def check_may_assign(db: AsyncSession, *, actor: uuid.UUID, role: str) -> None:
-    """404 for an unknown role, 403 unless `actor` holds every scope it carries."""
-    await _get_role(db, role)
-    await check_may_grant(db, actor, set((await _scopes_of(db, [role]))[role]))
+async def check_may_assign(
+    db: AsyncSession, *, actor: uuid.UUID, actor_scopes: frozenset[str], role: str
+) -> None:
+    """404 for an unknown role, 403 unless the token carries every scope it carries.
+    The role cannot be deleted before this transaction ends (key-share lock)."""
+    await _get_role(db, role, key_share=True)
+    await check_may_grant(db, actor, actor_scopes, set((await _scopes_of(db, [role]))[role]))
 
 
 async def _lock_account(db: AsyncSession, account_id: uuid.UUID) -> Account:
@@ -262,11 +316,19 @@ async def _lock_account(db: AsyncSession, account_id: uuid.UUID) -> Account:
 
 
 async def assign_role(
-    db: AsyncSession, *, actor: uuid.UUID, ip: str | None, account_id: uuid.UUID, role: str
+    db: AsyncSession,
+    *,
+    actor: uuid.UUID,
+    actor_scopes: frozenset[str],
+    ip: str | None,
+    account_id: uuid.UUID,
+    role: str,
 ) -> Account:
     """Idempotent: assigning a role the account holds changes and records nothing."""
+    # The role before the account, in the order `delete_role` takes them (the
+    # role, then its holders' accounts): the other order could deadlock.
+    await check_may_assign(db, actor=actor, actor_scopes=actor_scopes, role=role)
     account = await _lock_account(db, account_id)
-    await check_may_assign(db, actor=actor, role=role)
     exists = await db.scalar(
         select(func.count()).where(
             col(AccountRole.account_id) == account_id, col(AccountRole.role_name) == role
@@ -275,7 +337,9 @@ async def assign_role(
     if exists:
         return account
     if not await inserted(db, AccountRole(account_id=account_id, role_name=role)):
-        return account  # a concurrent identical assignment won
+        # The role row is locked against deletion, so only the primary key can
+        # clash: a concurrent identical assignment won, and the role is held.
+        return account
     await bump_authz_version(db, [account_id])
     await audit.record(
         db, action="role.assign", actor=actor, target=str(account_id), ip=ip, detail={"role": role}
@@ -284,16 +348,23 @@ async def assign_role(
 
 
 async def unassign_role(
-    db: AsyncSession, *, actor: uuid.UUID, ip: str | None, account_id: uuid.UUID, role: str
+    db: AsyncSession,
+    *,
+    actor: uuid.UUID,
+    actor_scopes: frozenset[str],
+    ip: str | None,
+    account_id: uuid.UUID,
+    role: str,
 ) -> Account:
     if role == ADMIN_ROLE:
         await lock_admin_role(db)
+    await _get_role(db, role, key_share=True)  # role before account, as in `assign_role`
     account = await _lock_account(db, account_id)
     # Before the grant check: when two admins demote each other at once, the one
     # that waited on the lock has just lost `admin` itself, and the answer is 409.
     if role == ADMIN_ROLE and await is_last_active_admin(db, account):
         raise Conflict("The last active admin cannot lose the admin role")
-    await check_may_assign(db, actor=actor, role=role)
+    await check_may_assign(db, actor=actor, actor_scopes=actor_scopes, role=role)
     result = cast(
         "CursorResult[Any]",
         await db.execute(
@@ -329,13 +400,20 @@ async def create_scope(
     return ScopePublic(name=name, description=description, builtin=False)
 
 
-async def delete_scope(db: AsyncSession, *, actor: uuid.UUID, ip: str | None, name: str) -> None:
+async def delete_scope(
+    db: AsyncSession,
+    *,
+    actor: uuid.UUID,
+    actor_scopes: frozenset[str],
+    ip: str | None,
+    name: str,
+) -> None:
     scope = await db.scalar(select(Scope).where(col(Scope.name) == name).with_for_update())
     if scope is None:
         raise NotFound("Scope not found")
     if scope.builtin:
         raise Conflict("Built-in scopes cannot be deleted")
-    await check_may_grant(db, actor, {name})
+    await check_may_grant(db, actor, actor_scopes, {name})
     holders = select(col(AccountRole.account_id)).where(
         col(AccountRole.role_name).in_(
             select(col(RoleScope.role_name)).where(col(RoleScope.scope_name) == name)

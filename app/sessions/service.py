@@ -12,7 +12,19 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, bindparam, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -22,7 +34,7 @@ from app.authz.catalogue import ALL_HELD, format_scope, parse_scope
 from app.core.config import Settings
 from app.core.db import released_after
 from app.core.errors import NotFound
-from app.core.models import UTCDateTime, utcnow
+from app.core.models import UTCDateTime, utcnow, uuid7
 from app.core.schemas import public
 from app.crypto.jwt import TokenError
 from app.oauth.errors import InvalidGrant, InvalidScope
@@ -139,37 +151,66 @@ async def _issue(
     )
 
 
+_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
+
+
 async def start_session(
     db: AsyncSession,
     *,
     settings: Settings,
     keyring: KeyRing,
     account: Account,
+    password_hash: str | None,
     scopes: set[str],
     user_agent: str | None,
     ip: str | None,
     all_held: bool = False,
-) -> TokenResponse:
-    """Open a session (one login) and issue its first token pair; audited as a login."""
+) -> TokenResponse | None:
+    """Open a session (one login) and issue its first token pair; audited as a login.
+
+    None, and no session, unless the account is still active and, when
+    `password_hash` is given, still has the hash the password was verified
+    against. The check and the insert are one statement (`INSERT ... SELECT`
+    from the account row), and on PostgreSQL that statement takes a share lock
+    on the row until commit: a password change, disabling or deletion either
+    committed first (the check fails) or waits for this login to commit and then
+    ends (or deletes) the session it made. Without this, a login whose password
+    was checked just before a password change or a disabling got a session that
+    the change never saw."""
     now = utcnow()
     scope = format_scope(scopes)
-    auth_session = AuthSession(
-        account_id=account.id,
-        scope=ALL_HELD if all_held else scope,
-        created_at=now,
-        last_used_at=now,
-        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
-        user_agent=(user_agent or "")[:255] or None,
-        ip=ip,
+    session_id = uuid7()
+    values = {
+        "id": session_id,
+        "account_id": account.id,
+        "scope": ALL_HELD if all_held else scope,
+        "created_at": now,
+        "last_used_at": now,
+        "expires_at": now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        "user_agent": (user_agent or "")[:255] or None,
+        "ip": ip,
+    }
+    unchanged = [col(Account.id) == account.id, col(Account.is_active).is_(True)]
+    if password_hash is not None:
+        unchanged.append(col(Account.password_hash) == password_hash)
+    source = (
+        select(*(literal(value, _SESSIONS.c[name].type) for name, value in values.items()))
+        .select_from(Account)
+        .where(*unchanged)
+        .with_for_update(read=True)
     )
-    db.add(auth_session)
-    await db.flush()
+    inserted = cast(
+        "CursorResult[Any]",
+        await db.execute(insert(_SESSIONS).from_select(list(values), source)),
+    )
+    if inserted.rowcount != 1:
+        return None
     tokens = await _issue(
         db,
         settings=settings,
         keyring=keyring,
         account=account,
-        session_id=auth_session.id,
+        session_id=session_id,
         scope=scope,
     )
     await audit.record(

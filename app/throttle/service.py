@@ -9,6 +9,11 @@ password has been checked the attempt is *settled*: a failure is confirmed,
 and the failure that reaches `max` locks the key for the lockout time. A
 success (or a shed attempt) only gives its place back, so a burst of correct
 logins never locks anyone out.
+
+Every endpoint that checks a password (the token endpoint, the password change)
+counts against the same two keys: the account (`GATEHOUSE_LOGIN_MAX_FAILURES`)
+and the client address, across accounts (`GATEHOUSE_LOGIN_MAX_FAILURES_PER_ADDRESS`,
+higher, so that one office behind a NAT does not lock itself out).
 """
 
 import asyncio
@@ -26,7 +31,7 @@ from app.core.db import release_connection, released_after
 from app.core.errors import TooManyRequests
 from app.core.models import UTCDateTime, utcnow
 from app.core.network import RequestOrigin
-from app.crypto.passwords import HasherBusy, PasswordHasher
+from app.crypto.passwords import HasherBusy, HasherClaim
 from app.throttle.models import LoginThrottle
 
 TABLE: Table = LoginThrottle.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
@@ -139,34 +144,49 @@ async def purge_stale(session: AsyncSession, *, older_than_seconds: int) -> None
 
 @dataclass(frozen=True, slots=True)
 class Counted:
-    """A throttle key an attempt counts against, and how the audit log names it."""
+    """A throttle key an attempt counts against, its limit, and how the audit log
+    names it."""
 
     key: str
     target: str | None
     by: str
+    limit: Limit
 
 
-def login_limit(settings: Settings) -> Limit:
+def _limit(settings: Settings, max_attempts: int) -> Limit:
     return Limit(
-        max_attempts=settings.login_max_failures,
+        max_attempts=max_attempts,
         window_seconds=settings.login_window_seconds,
         lockout_seconds=settings.login_lockout_seconds,
     )
 
 
-def address_key(origin: RequestOrigin) -> Counted:
-    return Counted(f"ip:{origin.ip}", origin.ip, "address")
+def account_key(settings: Settings, username_key: str, *, target: str) -> Counted:
+    """The account's counter, by its username key: an unknown name is counted too,
+    exactly like an existing one."""
+    return Counted(
+        f"account:{username_key}", target, "account", _limit(settings, settings.login_max_failures)
+    )
+
+
+def address_key(settings: Settings, origin: RequestOrigin) -> Counted:
+    return Counted(
+        f"ip:{origin.ip}",
+        origin.ip,
+        "address",
+        _limit(settings, settings.login_max_failures_per_address),
+    )
 
 
 async def verify_password(
     db: AsyncSession,
     *,
-    hasher: PasswordHasher,
+    hashing: HasherClaim,
     slots: asyncio.Semaphore,
-    limit: Limit,
     keys: list[Counted],
     password_hash: str | None,
     password: str,
+    active: bool,
     origin: RequestOrigin,
 ) -> bool:
     """Check a password under the throttle: reserve a place on every key (429 when
@@ -174,11 +194,15 @@ async def verify_password(
     counts (the one that locks a key is audited), a success forgives the first
     key (the account) and gives the others their place back.
 
+    The attempt succeeds only when the password matches and the account is
+    `active`: a disabled account's right password is counted as a failure, or
+    it would clear the account's count and so tell a guesser that it was right.
+
     A flood of logins from one address all write one throttle row; each write
     runs in its own short transaction, and at most `slots` of them wait for that
     row at once, so waiting logins cannot take the connections that every
     protected request needs."""
-    if hasher.saturated:
+    if hashing.saturated:
         raise HasherBusy  # shed before any database work
     # Never wait for a slot while holding a connection: slot holders may be
     # waiting for that very connection (SQLite has only one).
@@ -187,10 +211,10 @@ async def verify_password(
         async with released_after(db):
             refused = None
             for i, counted in enumerate(keys):
-                verdict = await reserve(db, counted.key, limit)
+                verdict = await reserve(db, counted.key, counted.limit)
                 if not verdict.allowed:
                     for reserved in keys[:i]:
-                        await settle(db, reserved.key, limit, failed=False)
+                        await settle(db, reserved.key, reserved.limit, failed=False)
                     refused = verdict
                     break
         if refused is not None:
@@ -200,14 +224,15 @@ async def verify_password(
                 else "Too many attempts in progress; retry shortly",
                 retry_after=refused.retry_after,
             )
+    ok: bool | None
     try:
-        ok = await hasher.verify(password_hash, password)
+        ok = await hashing.verify(password_hash, password) and active
     except HasherBusy:
         ok = None  # shed without judging the password: the attempt does not count
     async with slots, released_after(db):
         for i, counted in enumerate(keys):
             locked = await settle(
-                db, counted.key, limit, failed=ok is False, forgive=bool(ok) and i == 0
+                db, counted.key, counted.limit, failed=ok is False, forgive=bool(ok) and i == 0
             )
             if locked:
                 await audit.record(

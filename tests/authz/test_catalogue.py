@@ -9,6 +9,7 @@ from app.authz.catalogue import (
     ALL_HELD,
     BUILTIN_ROLES,
     BUILTIN_SCOPES,
+    PERMISSION_SCOPES,
     USER_ROLE,
     format_scope,
     holds_all,
@@ -73,3 +74,12 @@ def test_the_follow_the_roles_marker_can_never_be_a_scope_name() -> None:
     assert ALL_HELD not in BUILTIN_SCOPES
     with pytest.raises(ValidationError):
         ScopeCreate(name=ALL_HELD)
+
+
+def test_admin_token_lacking_a_permission_scope_holds_no_custom_scope() -> None:
+    narrowed = set(PERMISSION_SCOPES - {"audit:read"})
+    assert not holds_all(narrowed, {"billing:export"}, is_admin=True)
+
+
+def test_non_admin_carrying_every_permission_scope_holds_no_custom_scope() -> None:
+    assert not holds_all(set(PERMISSION_SCOPES), {"billing:export"}, is_admin=False)

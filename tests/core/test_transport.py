@@ -181,6 +181,70 @@ async def test_a_revocation_response_is_not_stored(client: httpx.AsyncClient) ->
     assert_not_stored(response)
 
 
+# Cache-Control: no-store on every answer to an authenticated request.
+
+AUTHENTICATED_GETS = [
+    "/accounts",
+    "/accounts/me",
+    "/accounts/{me}",
+    "/auth/sessions",
+    "/roles",
+    "/roles/admin",
+    "/scopes",
+    "/audit",
+]
+
+
+@pytest.mark.parametrize("path", AUTHENTICATED_GETS)
+async def test_an_authenticated_answer_is_not_stored(client, path):
+    tokens = await admin_login(client)
+    me = (await client.get("/accounts/me", headers=bearer(tokens["access_token"]))).json()
+
+    response = await client.get(path.format(me=me["id"]), headers=bearer(tokens["access_token"]))
+
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/accounts/me", "/roles"])
+async def test_an_answer_refusing_a_token_is_not_stored(client, path):
+    response = await client.get(path, headers=bearer("not-a-token"))
+
+    assert response.status_code == 401
+    assert response.headers["cache-control"] == "no-store"
+
+
+# No redirect built from the Host header: a trailing slash the API does not define is 404.
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/auth/token/"),
+        ("POST", "/auth/signup/"),
+        ("GET", "/accounts/"),
+        ("GET", "/accounts/me/"),
+        ("GET", "/roles/"),
+        ("GET", "/healthz/"),
+    ],
+)
+async def test_a_trailing_slash_is_404_and_never_a_redirect(client, method, path):
+    tokens = await admin_login(client)
+
+    response = await client.request(
+        method,
+        path,
+        headers={"Host": "evil.example", **bearer(tokens["access_token"])},
+        data={"grant_type": "password", "username": "x", "password": "y"}
+        if method == "POST"
+        else None,
+    )
+
+    assert response.status_code == 404, response.text
+    assert "location" not in response.headers
+    assert "evil.example" not in response.text
+
+
 # Security headers.
 
 SECURITY_HEADERS = {

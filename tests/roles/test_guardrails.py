@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from app.authz.catalogue import PERMISSION_SCOPES
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, unique_name
 from tests.factories import PASSWORD, admin_login, bearer, create_user, login
 
@@ -301,6 +302,161 @@ async def test_admin_lite_cannot_create_a_role_carrying_a_custom_scope(
 
     assert response.status_code == 403, response.text
     assert await role_or_none(client, headers, "billing") is None
+
+
+# The token making the request is what counts, not everything its account holds
+
+
+@pytest.mark.parametrize("narrowed", ["roles:write", "roles:read roles:write me:read me:write"])
+async def test_a_narrowed_admin_token_cannot_assign_the_admin_role(client, narrowed):
+    headers = await admin_headers(client)
+    other, _ = await create_user(client)
+
+    response = await client.put(
+        f"/accounts/{other['id']}/roles/admin", headers=await admin_headers(client, narrowed)
+    )
+
+    assert response.status_code == 403, response.text
+    assert "admin" not in await roles_of(client, headers, other["id"])
+
+
+async def test_a_narrowed_admin_token_cannot_create_a_role_with_scopes_it_does_not_carry(client):
+    headers = await admin_headers(client)
+
+    response = await client.post(
+        "/roles",
+        json={"name": "sneaky", "scopes": ["audit:read", "accounts:write"]},
+        headers=await admin_headers(client, "roles:write"),
+    )
+
+    assert response.status_code == 403, response.text
+    assert await role_or_none(client, headers, "sneaky") is None
+
+
+async def test_a_narrowed_admin_token_cannot_create_an_admin_account(client):
+    response = await client.post(
+        "/accounts",
+        json={"username": unique_name(), "password": PASSWORD, "roles": ["admin"]},
+        headers=await admin_headers(client, "accounts:write"),
+    )
+
+    assert response.status_code == 403, response.text
+
+
+async def test_a_narrowed_admin_token_grants_what_it_carries(client):
+    response = await client.post(
+        "/roles",
+        json={"name": "viewer", "scopes": ["roles:read"]},
+        headers=await admin_headers(client, "roles:read roles:write"),
+    )
+
+    assert response.status_code == 201, response.text
+
+
+async def test_a_narrowed_admin_token_does_not_count_as_holding_custom_scopes(client):
+    headers = await admin_headers(client)
+    assert (
+        await client.post("/scopes", json={"name": "billing:read"}, headers=headers)
+    ).status_code == 201
+    all_but_audit = " ".join(sorted(PERMISSION_SCOPES - {"audit:read"}))
+
+    response = await client.post(
+        "/roles",
+        json={"name": "billing", "scopes": ["billing:read"]},
+        headers=await admin_headers(client, all_but_audit),
+    )
+
+    assert response.status_code == 403, response.text
+    assert await role_or_none(client, headers, "billing") is None
+
+
+async def test_an_admin_token_naming_every_permission_scope_counts_as_holding_custom_ones(
+    client,
+):
+    headers = await admin_headers(client)
+    await client.post("/scopes", json={"name": "billing:read"}, headers=headers)
+
+    response = await client.post(
+        "/roles",
+        json={"name": "billing", "scopes": ["billing:read"]},
+        headers=await admin_headers(client, " ".join(sorted(PERMISSION_SCOPES))),
+    )
+
+    assert response.status_code == 201, response.text
+
+
+# Built-in roles change only with a token carrying every built-in permission scope
+
+ROLE_MANAGER_SCOPES = ["me:read", "me:write", "roles:read", "roles:write"]
+
+
+async def role_manager(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, str]:
+    """A token of an account holding me:* and roles:*, nothing else."""
+    await create_role(client, headers, "rolemanager", ROLE_MANAGER_SCOPES)
+    account = await create_account(client, headers, ["rolemanager"])
+    tokens = await login(client, account["username"])
+    assert sorted(tokens["scope"].split()) == ROLE_MANAGER_SCOPES
+    return bearer(tokens["access_token"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"scopes": ["me:read", "me:write", "roles:write"]},
+        {"scopes": ["me:read"]},
+        {"description": "Every signup, and a little more"},
+    ],
+    ids=["widen", "narrow", "redescribe"],
+)
+async def test_a_role_manager_cannot_change_the_user_role(client, change):
+    headers = await admin_headers(client)
+    manager = await role_manager(client, headers)
+    before = await role_or_none(client, headers, "user")
+
+    response = await client.patch("/roles/user", json=change, headers=manager)
+
+    assert response.status_code == 403, response.text
+    assert await role_or_none(client, headers, "user") == before
+
+
+@pytest.mark.parametrize("role", ["user", "admin"])
+async def test_a_narrowed_admin_token_cannot_change_a_built_in_role(client, role):
+    headers = await admin_headers(client)
+    before = await role_or_none(client, headers, role)
+
+    response = await client.patch(
+        f"/roles/{role}",
+        json={"description": "changed"},
+        headers=await admin_headers(client, " ".join(ROLE_MANAGER_SCOPES)),
+    )
+
+    assert response.status_code == 403, response.text
+    assert await role_or_none(client, headers, role) == before
+
+
+async def test_a_token_carrying_every_permission_scope_changes_the_user_role(client):
+    headers = await admin_headers(client)
+
+    response = await client.patch(
+        "/roles/user",
+        json={"description": "Every signed-up account, as of today"},
+        headers=await admin_headers(client, " ".join(sorted(PERMISSION_SCOPES))),
+    )
+
+    assert response.status_code == 200, response.text
+    assert (await role_or_none(client, headers, "user"))["scopes"] == ["me:read", "me:write"]
+
+
+async def test_a_role_manager_still_changes_custom_roles_it_could_grant(client):
+    headers = await admin_headers(client)
+    manager = await role_manager(client, headers)
+    await create_role(client, manager, "helper", ["me:read"])
+
+    response = await client.patch(
+        "/roles/helper", json={"scopes": ["me:read", "roles:read"]}, headers=manager
+    )
+
+    assert response.status_code == 200, response.text
 
 
 # Every admin endpoint is gated by its scope, with no side effect when refused

@@ -155,7 +155,9 @@ async def test_creating_a_role_with_an_unknown_scope_is_refused(client: httpx.As
     assert (await client.get("/roles/weird", headers=headers)).status_code == 404
 
 
-@pytest.mark.parametrize("name", ["", "has space", "-leading", "x" * 65, "a/b"])
+@pytest.mark.parametrize(
+    "name", ["", "has space", "-leading", "x" * 65, "a/b", "Admin", "USER", "ops.", "ops-", "é"]
+)
 async def test_creating_a_role_with_a_malformed_name_is_422(
     client: httpx.AsyncClient, name: str
 ) -> None:

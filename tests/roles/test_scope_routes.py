@@ -88,7 +88,25 @@ async def test_creating_a_scope_that_exists_is_409(client: httpx.AsyncClient, na
 
 
 @pytest.mark.parametrize(
-    "name", ["", "has space", ":leading", "x" * 65, "tab\there", "nul\x00", "é:read", None]
+    "name",
+    [
+        "",
+        "has space",
+        ":leading",
+        "x" * 65,
+        "tab\there",
+        "nul\x00",
+        "é:read",
+        None,
+        # Names differing from another only in case, a trailing mark, or a slash
+        # that no URL path can carry (so the scope could never be deleted).
+        "ME:READ",
+        "Accounts:write",
+        "accounts:write.",
+        "billing:read-",
+        "x/y",
+        "reports read",
+    ],
 )
 async def test_creating_a_scope_with_a_malformed_name_is_422(
     client: httpx.AsyncClient, name: str | None
@@ -215,3 +233,14 @@ async def test_a_deleted_scope_name_is_refused_at_login(client: httpx.AsyncClien
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize(
+    "name", ["a", "billing:read", "reports.v2:export_all", "x" * 64, "9-lives"]
+)
+async def test_a_scope_name_of_lowercase_letters_digits_and_separators_is_accepted(client, name):
+    headers = await admin_headers(client)
+
+    await create_scope(client, headers, name)
+
+    assert (await client.delete(f"/scopes/{name}", headers=headers)).status_code == 204

@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.throttle.service import TABLE
-from tests.conftest import AppFactory, app_of, unique_name
+from app.tables import LoginThrottle
+from tests.conftest import unique_name
 from tests.factories import PASSWORD, admin_login, bearer, signup
 
 PROXY = "10.0.0.1"
@@ -21,9 +21,7 @@ def password_form(username: str, password: str = WRONG_PASSWORD) -> dict[str, st
     return {"grant_type": "password", "username": username, "password": password}
 
 
-async def attempt(
-    client: httpx.AsyncClient, username: str, password: str = WRONG_PASSWORD
-) -> httpx.Response:
+async def attempt(client: httpx.AsyncClient, username: str, password: str = WRONG_PASSWORD):
     return await client.post("/auth/token", data=password_form(username, password))
 
 
@@ -33,13 +31,13 @@ async def move_throttle_clock_back(database_url: str, seconds: int) -> None:
     engine = create_async_engine(database_url)
     try:
         async with engine.begin() as conn:
-            rows = (await conn.execute(select(TABLE))).all()
+            rows = (await conn.execute(select(LoginThrottle.__table__))).all()
             assert rows, "expected throttle counters to exist"
             for row in rows:
                 shift = timedelta(seconds=seconds)
                 await conn.execute(
-                    update(TABLE)
-                    .where(TABLE.c.key == row.key)
+                    update(LoginThrottle.__table__)
+                    .where(LoginThrottle.__table__.c.key == row.key)
                     .values(
                         window_started_at=row.window_started_at - shift,
                         locked_until=row.locked_until - shift if row.locked_until else None,
@@ -52,13 +50,11 @@ async def move_throttle_clock_back(database_url: str, seconds: int) -> None:
 def proxied(client: httpx.AsyncClient, peer: str = PROXY) -> httpx.AsyncClient:
     """A client whose TCP peer address is `peer`: another client, or a reverse proxy
     when `peer` is listed in trusted_proxies."""
-    transport = httpx.ASGITransport(app=app_of(client), client=(peer, 1234))
+    transport = httpx.ASGITransport(app=client.app, client=(peer, 1234))  # type: ignore[attr-defined]
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
-async def test_failures_past_the_limit_answer_429_with_integer_retry_after(
-    make_client: AppFactory,
-) -> None:
+async def test_failures_past_the_limit_answer_429_with_integer_retry_after(make_client):
     async with make_client(login_max_failures=3, login_lockout_seconds=120) as client:
         account = await signup(client)
         answers = [await attempt(client, account["username"]) for _ in range(5)]
@@ -71,9 +67,7 @@ async def test_failures_past_the_limit_answer_429_with_integer_retry_after(
         assert 1 <= int(retry_after) <= 120
 
 
-async def test_correct_password_is_refused_while_the_account_is_locked(
-    make_client: AppFactory,
-) -> None:
+async def test_correct_password_is_refused_while_the_account_is_locked(make_client):
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         for _ in range(3):
@@ -83,9 +77,7 @@ async def test_correct_password_is_refused_while_the_account_is_locked(
     assert "access_token" not in response.text
 
 
-async def test_real_user_logs_in_once_the_lockout_has_passed(
-    make_client: AppFactory, database_url: str
-) -> None:
+async def test_real_user_logs_in_once_the_lockout_has_passed(make_client, database_url):
     async with make_client(login_max_failures=3, login_lockout_seconds=300) as client:
         account = await signup(client)
         for _ in range(4):
@@ -97,7 +89,7 @@ async def test_real_user_logs_in_once_the_lockout_has_passed(
     assert response.json()["access_token"]
 
 
-async def test_a_short_lockout_ends_by_itself_in_real_time(make_client: AppFactory) -> None:
+async def test_a_short_lockout_ends_by_itself_in_real_time(make_client):
     # The guesses come from another address: the address counter's window lasts at
     # least 60 s (contract), longer than this one-second account lockout.
     async with make_client(login_max_failures=2, login_lockout_seconds=1) as client:
@@ -113,8 +105,8 @@ async def test_a_short_lockout_ends_by_itself_in_real_time(make_client: AppFacto
 
 
 async def test_fifty_parallel_wrong_passwords_trip_the_throttle_at_exactly_the_limit(
-    make_client: AppFactory,
-) -> None:
+    make_client,
+):
     async with make_client(login_max_failures=10, login_lockout_seconds=300) as client:
         account = await signup(client)
         answers = await asyncio.gather(*(attempt(client, account["username"]) for _ in range(50)))
@@ -123,10 +115,10 @@ async def test_fifty_parallel_wrong_passwords_trip_the_throttle_at_exactly_the_l
     assert all(r.json()["error"] == "invalid_grant" for r in answers if r.status_code == 400)
 
 
-async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(
-    make_client: AppFactory,
-) -> None:
-    async with make_client(login_max_failures=10, login_lockout_seconds=300) as client:
+async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(make_client):
+    async with make_client(
+        login_max_failures=10, login_max_failures_per_address=10, login_lockout_seconds=300
+    ) as client:
         admin = await admin_login(client, scope="audit:read")
         account = await signup(client)
         await asyncio.gather(*(attempt(client, account["username"]) for _ in range(50)))
@@ -140,23 +132,23 @@ async def test_fifty_parallel_wrong_passwords_audit_one_lockout_per_locked_key(
     assert sorted(item["detail"]["by"] for item in items) == ["account", "address"], items
 
 
-async def test_one_address_is_throttled_across_different_usernames(make_client: AppFactory) -> None:
-    async with make_client(login_max_failures=3) as client:
+async def test_one_address_is_throttled_across_different_usernames(make_client):
+    async with make_client(login_max_failures_per_address=3) as client:
         answers = [await attempt(client, unique_name()) for _ in range(5)]
     assert [r.status_code for r in answers] == [400, 400, 400, 429, 429]
 
 
-async def test_an_address_lockout_does_not_lock_other_addresses(make_client: AppFactory) -> None:
-    async with make_client(login_max_failures=3) as client:
+async def test_an_address_lockout_does_not_lock_other_addresses(make_client):
+    async with make_client(login_max_failures_per_address=3) as client:
         account = await signup(client)
-        for _ in range(4):
-            await attempt(client, unique_name())
+        guesses = [await attempt(client, unique_name()) for _ in range(4)]
         async with proxied(client, "192.0.2.20") as elsewhere:
             response = await attempt(elsewhere, account["username"], PASSWORD)
+    assert [r.status_code for r in guesses] == [400, 400, 400, 429]
     assert response.status_code == 200, response.text
 
 
-async def test_forwarded_for_from_an_untrusted_peer_is_ignored(make_client: AppFactory) -> None:
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(make_client):
     async with make_client(trusted_proxies=[PROXY]) as client:
         account = await signup(client)
         response = await client.post(
@@ -169,7 +161,7 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(make_client: AppF
     assert [s["ip"] for s in sessions] == ["127.0.0.1"]
 
 
-async def test_forwarded_for_from_a_trusted_proxy_names_the_client(make_client: AppFactory) -> None:
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(make_client):
     async with make_client(trusted_proxies=[PROXY]) as client:
         account = await signup(client)
         async with proxied(client) as proxy:
@@ -183,9 +175,7 @@ async def test_forwarded_for_from_a_trusted_proxy_names_the_client(make_client: 
     assert [s["ip"] for s in sessions] == ["198.51.100.7"]
 
 
-async def test_a_forwarded_ipv6_zone_id_is_dropped_from_the_client_address(
-    make_client: AppFactory,
-) -> None:
+async def test_a_forwarded_ipv6_zone_id_is_dropped_from_the_client_address(make_client):
     async with make_client(trusted_proxies=[PROXY]) as client:
         account = await signup(client)
         async with proxied(client) as proxy:
@@ -200,10 +190,8 @@ async def test_a_forwarded_ipv6_zone_id_is_dropped_from_the_client_address(
     assert [s["ip"] for s in sessions] == ["fe80::1"]
 
 
-async def test_addresses_forwarded_by_a_trusted_proxy_are_throttled_separately(
-    make_client: AppFactory,
-) -> None:
-    async with make_client(trusted_proxies=[PROXY], login_max_failures=3) as client:
+async def test_addresses_forwarded_by_a_trusted_proxy_are_throttled_separately(make_client):
+    async with make_client(trusted_proxies=[PROXY], login_max_failures_per_address=3) as client:
         async with proxied(client) as proxy:
 
             async def from_address(ip: str) -> int:
@@ -221,9 +209,9 @@ async def test_addresses_forwarded_by_a_trusted_proxy_are_throttled_separately(
 
 
 async def test_spoofed_forwarded_for_from_an_untrusted_peer_cannot_dodge_the_address_limit(
-    make_client: AppFactory,
-) -> None:
-    async with make_client(trusted_proxies=[PROXY], login_max_failures=3) as client:
+    make_client,
+):
+    async with make_client(trusted_proxies=[PROXY], login_max_failures_per_address=3) as client:
         statuses = []
         for i in range(5):
             response = await client.post(
@@ -235,7 +223,7 @@ async def test_spoofed_forwarded_for_from_an_untrusted_peer_cannot_dodge_the_add
     assert statuses == [400, 400, 400, 429, 429]
 
 
-async def test_signup_is_throttled_per_address(make_client: AppFactory) -> None:
+async def test_signup_is_throttled_per_address(make_client):
     async with make_client(signup_max_per_hour=3) as client:
         answers = [
             await client.post(
@@ -252,8 +240,8 @@ async def test_signup_is_throttled_per_address(make_client: AppFactory) -> None:
     assert other.status_code == 201
 
 
-async def test_a_lockout_is_written_to_the_audit_log(make_client: AppFactory) -> None:
-    async with make_client(login_max_failures=3) as client:
+async def test_a_lockout_is_written_to_the_audit_log(make_client):
+    async with make_client(login_max_failures=3, login_max_failures_per_address=3) as client:
         # The admin signs in first: the guesses below also lock this address.
         admin = await admin_login(client, scope="audit:read")
         account = await signup(client)
@@ -271,9 +259,7 @@ async def test_a_lockout_is_written_to_the_audit_log(make_client: AppFactory) ->
     assert entries["address"]["target"] == "127.0.0.1"
 
 
-async def test_parallel_signups_of_one_name_in_different_forms_create_one_account(
-    make_client: AppFactory,
-) -> None:
+async def test_parallel_signups_of_one_name_in_different_forms_create_one_account(make_client):
     rounds = 20
     names = ["bob", "Bob", "\uff42\uff4f\uff42"]  # the last is fullwidth ｂｏｂ
     async with make_client(signup_max_per_hour=100) as client:
@@ -296,7 +282,7 @@ async def test_parallel_signups_of_one_name_in_different_forms_create_one_accoun
     assert len(matching) == 1, listing.json()
 
 
-async def test_a_burst_of_correct_logins_never_locks_the_account(make_client: AppFactory) -> None:
+async def test_a_burst_of_correct_logins_never_locks_the_account(make_client):
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         burst = await asyncio.gather(
@@ -309,7 +295,7 @@ async def test_a_burst_of_correct_logins_never_locks_the_account(make_client: Ap
     assert after.status_code == 200, after.text
 
 
-async def test_a_success_forgives_the_accounts_earlier_failures(make_client: AppFactory) -> None:
+async def test_a_success_forgives_the_accounts_earlier_failures(make_client):
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         for _ in range(2):
@@ -321,7 +307,7 @@ async def test_a_success_forgives_the_accounts_earlier_failures(make_client: App
     assert [r.status_code for r in answers] == [400, 400, 400, 429]
 
 
-async def test_wrong_current_passwords_are_throttled_like_logins(make_client: AppFactory) -> None:
+async def test_wrong_current_passwords_are_throttled_like_logins(make_client):
     async with make_client(login_max_failures=3) as client:
         account = await signup(client)
         tokens = (await attempt(client, account["username"], PASSWORD)).json()
@@ -338,3 +324,48 @@ async def test_wrong_current_passwords_are_throttled_like_logins(make_client: Ap
         ]
     assert [r.status_code for r in answers] == [400, 400, 400, 429]
     assert int(answers[3].headers["retry-after"]) > 0
+
+
+async def test_an_address_may_fail_past_the_account_limit_without_locking_other_accounts(
+    make_client,
+):
+    # One office behind a NAT (or every local client): ten failures on other
+    # accounts do not lock its colleagues out; the address limit is 100.
+    async with make_client() as client:
+        account = await signup(client)
+        guesses = [await attempt(client, unique_name()) for _ in range(12)]
+        response = await attempt(client, account["username"], PASSWORD)
+    assert {r.status_code for r in guesses} == {400}
+    assert response.status_code == 200, response.text
+
+
+async def test_an_address_is_locked_at_its_own_limit_across_accounts(make_client):
+    async with make_client(login_max_failures=2, login_max_failures_per_address=5) as client:
+        accounts = [await signup(client) for _ in range(3)]
+        answers = [await attempt(client, accounts[i // 2]["username"]) for i in range(6)]
+        after = await attempt(client, accounts[2]["username"], PASSWORD)
+    # Two failures each on the first two accounts lock them; the fifth failure
+    # (on the third account) locks the address, so the sixth attempt is refused.
+    assert [r.status_code for r in answers] == [400, 400, 400, 400, 400, 429]
+    assert after.status_code == 429
+
+
+async def test_a_disabled_accounts_correct_password_counts_as_a_failure(make_client):
+    async with make_client(login_max_failures=5) as client:
+        admin = await admin_login(client, scope="accounts:write")
+        account = await signup(client)
+        disabled = await client.patch(
+            f"/accounts/{account['id']}",
+            json={"is_active": False},
+            headers=bearer(admin["access_token"]),
+        )
+        assert disabled.status_code == 200, disabled.text
+        wrong = [await attempt(client, account["username"]) for _ in range(4)]
+        right = await attempt(client, account["username"], PASSWORD)
+        after = await attempt(client, account["username"])
+    assert [r.status_code for r in wrong] == [400, 400, 400, 400]
+    # The right password of a disabled account answers exactly like a wrong one...
+    assert right.status_code == 400
+    assert right.content == wrong[0].content
+    # ...and counts like one: five failures, so the next attempt is throttled.
+    assert after.status_code == 429, after.text

@@ -6,12 +6,10 @@ byte-identical answers, so neither timing nor text tells an attacker which
 usernames exist.
 """
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.accounts import service as accounts_service
-from app.accounts.models import Account
+from app.accounts import usernames
 from app.audit import service as audit
 from app.authz.catalogue import parse_scope
 from app.core.db import released_after
@@ -31,21 +29,49 @@ INVALID_CREDENTIALS = "Invalid username or password"
 async def password_grant(db: AsyncSession, request: TokenRequest, state: State) -> TokenResponse:
     username, password = request.require("username", "password")
     requested = parse_scope(request.params.get("scope"))
-    await check_catalogue(db, requested)
-    account = await accounts_service.find_by_username(db, username)
-    key = accounts_service.username_key(username)[:128]
     origin = request.origin
-    ok = await throttle.verify_password(
-        db,
-        hasher=state.hasher,
-        slots=state.login_slots,
-        limit=throttle.login_limit(state.settings),
-        keys=[throttle.Counted(f"account:{key}", key, "account"), throttle.address_key(origin)],
-        password_hash=account.password_hash if account else None,
-        password=password,
-        origin=origin,
-    )
-    if not ok or account is None or not account.is_active:
+    settings = state.settings
+    # The address's place in the hasher is taken first: past its share, 429 before
+    # any database work.
+    with state.hasher.claim(origin.ip) as hashing:
+        await check_catalogue(db, requested)
+        account = await accounts_service.find_by_username(db, username)
+        key = usernames.lookup_key(username)
+        tokens = None
+        if (
+            await throttle.verify_password(
+                db,
+                hashing=hashing,
+                slots=state.login_slots,
+                keys=[
+                    throttle.account_key(settings, key, target=key),
+                    throttle.address_key(settings, origin),
+                ],
+                password_hash=account.password_hash if account else None,
+                password=password,
+                active=account is not None and account.is_active,
+                origin=origin,
+            )
+            and account is not None
+        ):
+            verified_hash = await accounts_service.upgrade_password_hash(
+                db, hashing=hashing, account=account, password=password
+            )
+            held, _ = await roles_service.effective_scopes(db, account.id)
+            # None when a password change, disabling or deletion won the race
+            # since the password was checked: that login fails like a wrong one.
+            tokens = await sessions_service.start_session(
+                db,
+                settings=settings,
+                keyring=state.keyring,
+                account=account,
+                password_hash=verified_hash,
+                scopes=(set(requested) & held) if requested else held,
+                user_agent=origin.user_agent,
+                ip=origin.ip,
+                all_held=not requested,
+            )
+    if tokens is None:
         async with released_after(db):
             await audit.record(
                 db,
@@ -56,25 +82,4 @@ async def password_grant(db: AsyncSession, request: TokenRequest, state: State) 
                 detail={"username": key},
             )
         raise InvalidGrant(INVALID_CREDENTIALS)
-
-    if state.hasher.needs_rehash(account.password_hash):
-        new_hash = await state.hasher.hash(password)
-        await db.execute(
-            update(Account)
-            .where(
-                col(Account.id) == account.id, col(Account.password_hash) == account.password_hash
-            )
-            .values(password_hash=new_hash)
-            .execution_options(synchronize_session=False)
-        )
-    held, _ = await roles_service.effective_scopes(db, account.id)
-    return await sessions_service.start_session(
-        db,
-        settings=state.settings,
-        keyring=state.keyring,
-        account=account,
-        scopes=(set(requested) & held) if requested else held,
-        user_agent=origin.user_agent,
-        ip=origin.ip,
-        all_held=not requested,
-    )
+    return tokens
