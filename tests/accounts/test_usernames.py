@@ -86,7 +86,7 @@ async def test_an_account_stored_before_the_rule_keeps_signing_in(client, databa
     # Written the way the previous rules would have stored it: NFKC as given, and
     # NFKC + case fold as the unique key.
     legacy = "Legacy\u2800"
-    hasher = client.app.state.gatehouse.hasher  # type: ignore[attr-defined]
+    hasher = client.app.state.gatehouse.hasher
     account_id = uuid.uuid4()
     engine = create_async_engine(database_url)
     try:

@@ -444,7 +444,9 @@ async def test_a_token_carrying_every_permission_scope_changes_the_user_role(cli
     )
 
     assert response.status_code == 200, response.text
-    assert (await role_or_none(client, headers, "user"))["scopes"] == ["me:read", "me:write"]
+    role = await role_or_none(client, headers, "user")
+    assert role is not None
+    assert role["scopes"] == ["me:read", "me:write"]
 
 
 async def test_a_role_manager_still_changes_custom_roles_it_could_grant(client):

@@ -5,7 +5,8 @@ answers are 404 or 409 (or the change simply went first), never 500, never a
 checks and before its writes (tests/races.py) while the second one runs."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 import pytest
@@ -28,8 +29,8 @@ async def audit_actions(client: httpx.AsyncClient, headers: dict[str, str]) -> l
 async def race(
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
-    first: Callable[[], Awaitable[httpx.Response]],
-    second: Callable[[], Awaitable[httpx.Response]],
+    first: Callable[[], Coroutine[Any, Any, httpx.Response]],
+    second: Callable[[], Coroutine[Any, Any, httpx.Response]],
 ) -> tuple[httpx.Response, httpx.Response]:
     """`first` is held once it has passed its checks (the guardrail check is the
     last one before any write); `second` runs to its end or to a lock; then both

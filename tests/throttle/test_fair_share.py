@@ -29,7 +29,7 @@ def change_password(client: httpx.AsyncClient, token: str, current: str = PASSWO
 
 async def test_password_changes_from_one_address_leave_room_for_logins_from_another(make_client):
     async with make_client(**SMALL_HASHER) as client, proxied(client, ATTACKER) as attacker:
-        hasher = client.app.state.gatehouse.hasher  # type: ignore[attr-defined]
+        hasher = client.app.state.gatehouse.hasher
         tokens = [(await create_user(attacker))[1]["access_token"] for _ in range(4)]
         # The attacker's password checks hold their hashing threads until the end.
         gated = GatedArgon2(hasher._argon2, PASSWORD)
@@ -86,7 +86,7 @@ async def test_wrong_logins_count_toward_the_accounts_password_change_limit(make
 
 async def test_parallel_logins_from_one_address_beyond_its_share_answer_429(make_client):
     async with make_client(**SMALL_HASHER) as client, proxied(client, ATTACKER) as attacker:
-        hasher = client.app.state.gatehouse.hasher  # type: ignore[attr-defined]
+        hasher = client.app.state.gatehouse.hasher
         accounts = [await signup(attacker) for _ in range(8)]
         gated = GatedArgon2(hasher._argon2, PASSWORD)
         hasher._argon2 = gated

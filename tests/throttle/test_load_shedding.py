@@ -20,7 +20,7 @@ SHEDDING = {
 }
 
 
-async def _login(client, username: str):
+async def _login(client: httpx.AsyncClient, username: str) -> httpx.Response:
     return await client.post(
         "/auth/token", data={"grant_type": "password", "username": username, "password": PASSWORD}
     )

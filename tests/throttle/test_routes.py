@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.tables import LoginThrottle
+from app.throttle.service import TABLE as THROTTLE_TABLE
 from tests.conftest import unique_name
 from tests.factories import PASSWORD, admin_login, bearer, signup
 
@@ -31,13 +31,13 @@ async def move_throttle_clock_back(database_url: str, seconds: int) -> None:
     engine = create_async_engine(database_url)
     try:
         async with engine.begin() as conn:
-            rows = (await conn.execute(select(LoginThrottle.__table__))).all()
+            rows = (await conn.execute(select(THROTTLE_TABLE))).all()
             assert rows, "expected throttle counters to exist"
             for row in rows:
                 shift = timedelta(seconds=seconds)
                 await conn.execute(
-                    update(LoginThrottle.__table__)
-                    .where(LoginThrottle.__table__.c.key == row.key)
+                    update(THROTTLE_TABLE)
+                    .where(THROTTLE_TABLE.c.key == row.key)
                     .values(
                         window_started_at=row.window_started_at - shift,
                         locked_until=row.locked_until - shift if row.locked_until else None,
