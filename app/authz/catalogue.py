@@ -12,6 +12,7 @@ BUILTIN_SCOPES: dict[str, str] = {
     "roles:read": "List roles and the scope catalogue",
     "roles:write": "Create, change and delete roles and custom scopes; assign roles",
     "audit:read": "Read the audit log",
+    "metrics:read": "Scrape GET /metrics (Prometheus)",
 }
 USER_ROLE = "user"
 ADMIN_ROLE = "admin"

@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +108,22 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def hash_seconds(*, time_cost: int, memory_kib: int, parallelism: int, rounds: int = 3) -> float:
+    """The median time of `rounds` argon2id hashes at these costs, on this machine
+    and in this thread (for `gatehouse calibrate`)."""
+    argon2 = Argon2Hasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+    )
+    password = secrets.token_urlsafe(16)
+    argon2.hash(password)  # warm-up: the first allocation of the memory is dearer
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        argon2.hash(password)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
 def _lower_priority() -> None:

@@ -65,7 +65,11 @@ def test_production_refuses_to_start(tmp_path: Path, variables: dict[str, str | 
 
 def test_production_starts_with_a_strong_secret_and_postgresql(tmp_path: Path) -> None:
     result = import_app(
-        tmp_path, env="production", secret_key=GOOD_SECRET, database_url=POSTGRES_URL
+        tmp_path,
+        env="production",
+        secret_key=GOOD_SECRET,
+        database_url=POSTGRES_URL,
+        issuer="https://auth.example.test",
     )
     assert result.returncode == 0, result.stderr
 

@@ -247,7 +247,9 @@ async def test_docs_are_served_in_development_by_default(client, path):
 async def production_client(make_client, backend):
     if backend != "postgresql":
         pytest.skip("production refuses SQLite, so it is tested on PostgreSQL only")
-    async with make_client(env="production", secret_key=secrets.token_urlsafe(36)) as client:
+    async with make_client(
+        env="production", secret_key=secrets.token_urlsafe(36), issuer="https://auth.example.test"
+    ) as client:
         yield client
 
 

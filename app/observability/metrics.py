@@ -1,0 +1,148 @@
+"""The Prometheus metrics, in a registry of their own.
+
+Labels carry only bounded, impersonal values: the route *template*
+(`/accounts/{account_id}`, never the path), the method, the status, an outcome.
+No account name, token or address is ever a label value.
+"""
+
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from sqlalchemy.pool import QueuePool
+
+from app.state import State
+
+# `*_created` series double the output and are of no use to a scraper.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"  # the route label of a path no route matched (404)
+
+REQUESTS = Counter(
+    "gatehouse_http_requests",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "gatehouse_http_request_duration_seconds",
+    "Time from request to the end of the response, by method, route template and status",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+SIGN_INS = Counter(
+    "gatehouse_sign_ins",
+    "Password sign-ins by outcome (success, failure); throttled and shed attempts "
+    "are the 429 and 503 answers of the token endpoint",
+    ["outcome"],
+    registry=REGISTRY,
+)
+REFRESHES = Counter(
+    "gatehouse_refreshes", "Refresh tokens exchanged for a new pair", registry=REGISTRY
+)
+REFRESH_REUSE = Counter(
+    "gatehouse_refresh_reuse",
+    "Spent refresh tokens presented again (each ended its session)",
+    registry=REGISTRY,
+)
+LOCKOUTS = Counter(
+    "gatehouse_lockouts",
+    "Throttle lockouts, by what was locked (account or address)",
+    ["by"],
+    registry=REGISTRY,
+)
+for outcome in ("success", "failure"):
+    SIGN_INS.labels(outcome)
+for by in ("account", "address"):
+    LOCKOUTS.labels(by)
+
+# Children of REQUESTS and LATENCY by (method, route, status): `labels()` checks
+# and converts its arguments on every call, a dictionary lookup does not.
+_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    if method not in METHODS:
+        method = "OTHER"  # arbitrary methods must not grow the label set
+    key = (method, route, status)
+    pair = _children.get(key)
+    if pair is None:
+        code = str(status)
+        pair = _children[key] = (
+            REQUESTS.labels(method, route, code),
+            LATENCY.labels(method, route, code),
+        )
+    pair[0].inc()
+    pair[1].observe(seconds)
+
+
+def count_event(action: str, by: str | None) -> None:
+    """Count a committed audit event (see `observability.events`)."""
+    if action == "auth.login":
+        SIGN_INS.labels("success").inc()
+    elif action == "auth.login_failed":
+        SIGN_INS.labels("failure").inc()
+    elif action == "auth.refresh":
+        REFRESHES.inc()
+    elif action == "auth.refresh_reuse":
+        REFRESH_REUSE.inc()
+    elif action == "auth.lockout" and by in ("account", "address"):
+        LOCKOUTS.labels(by).inc()
+
+
+class _StateCollector(Collector):
+    """Gauges read from this app's state at scrape time."""
+
+    def __init__(self, state: State):
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        hasher = self.state.hasher
+        yield _gauge(
+            "gatehouse_hasher_queue_depth",
+            "Password hashes waiting for a worker",
+            max(0, hasher.in_flight - hasher.workers),
+        )
+        yield _gauge(
+            "gatehouse_hasher_in_flight", "Password hashes running or waiting", hasher.in_flight
+        )
+        yield _gauge("gatehouse_hasher_workers", "Password hashes that run at once", hasher.workers)
+        yield _gauge(
+            "gatehouse_hasher_capacity",
+            "Hashes running or waiting beyond which logins are shed with 503",
+            hasher.capacity,
+        )
+        pool = self.state.engine.sync_engine.pool
+        if isinstance(pool, QueuePool):
+            yield _gauge("gatehouse_db_pool_size", "Connections the pool keeps", pool.size())
+            yield _gauge(
+                "gatehouse_db_pool_in_use", "Connections checked out now", pool.checkedout()
+            )
+            yield _gauge(
+                "gatehouse_db_pool_overflow",
+                "Connections open beyond the pool size (negative: not yet opened)",
+                pool.overflow(),
+            )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def render(state: State) -> bytes:
+    """The Prometheus text exposition of every metric, this app's gauges included."""
+    gauges = CollectorRegistry()
+    gauges.register(_StateCollector(state))
+    return generate_latest(REGISTRY) + generate_latest(gauges)
