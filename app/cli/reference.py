@@ -17,12 +17,12 @@ def _ref_name(ref: str) -> str:
 
 
 def type_of(schema: dict[str, Any]) -> str:
-    """A short, readable type: `string`, `array of RolePublic`, `integer | null`."""
+    """A short, readable type: `string`, `array of RolePublic`, `integer or null`."""
     if "$ref" in schema:
         name = _ref_name(schema["$ref"])
         return f"[{name}](#{name.lower()})"
     if "anyOf" in schema:
-        return " | ".join(type_of(option) for option in schema["anyOf"])
+        return " or ".join(type_of(option) for option in schema["anyOf"])
     kind = schema.get("type")
     if kind == "array":
         return f"array of {type_of(schema.get('items', {}))}"
@@ -31,7 +31,7 @@ def type_of(schema: dict[str, Any]) -> str:
     if kind == "object" and "additionalProperties" in schema:
         return "object"
     if "enum" in schema:
-        return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
+        return " or ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
     if "const" in schema:
         return f"`{json.dumps(schema['const'])}`"
     return str(kind or "any")
