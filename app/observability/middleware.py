@@ -2,9 +2,10 @@
 per request a clock read, a header scan, one extra response header and two
 metric updates; the log line only when the access log is on."""
 
+import itertools
 import re
+import secrets
 import time
-import uuid
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,6 +16,15 @@ from app.observability import logs, metrics
 # An incoming X-Request-ID is kept when it is this harmless (it goes into logs
 # and a response header); anything else is replaced by a fresh one.
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+# Made ids: a random prefix per process and a counter. Unique across instances
+# without a system call per request (`uuid4` reads the OS's randomness each
+# time); a request id is a label, not a secret.
+_PREFIX = secrets.token_hex(8)
+_counter = itertools.count(1)
+
+
+def new_request_id() -> bytes:
+    return f"{_PREFIX}{next(_counter):016x}".encode()
 
 
 class RequestObservability:
@@ -33,7 +43,7 @@ class RequestObservability:
                 raw_id = value if _SAFE_ID.fullmatch(value) else None
                 break
         if raw_id is None:
-            raw_id = uuid.uuid4().hex.encode()
+            raw_id = new_request_id()
         header = (b"x-request-id", raw_id)
         token = logs.REQUEST_ID.set(raw_id.decode())
         status = 500  # what the client gets when the app raises before answering
