@@ -16,13 +16,14 @@ from app.crypto.passwords import PasswordHasher
 from app.observability.logs import logging_config
 from app.roles import service as roles_service
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}  # noqa: S104 - names, not binds
+# Addresses that mean this machine (or all its interfaces): a browser here says localhost.
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}  # noqa: S104 - names, not binds
 
 
 def served_issuer(host: str, port: int) -> str:
     """The development issuer when GATEHOUSE_ISSUER is unset: where this process
     serves, as a browser on this machine names it."""
-    name = "localhost" if host in LOOPBACK else (f"[{host}]" if ":" in host else host)
+    name = "localhost" if host in LOCAL_HOSTS else (f"[{host}]" if ":" in host else host)
     return f"http://{name}:{port}"
 
 
