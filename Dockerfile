@@ -16,7 +16,6 @@ COPY --from=build /opt/venv /opt/venv
 COPY alembic.ini ./
 COPY alembic ./alembic
 COPY app ./app
-COPY scripts ./scripts
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -26,9 +25,10 @@ RUN mkdir -p /srv/data && chown gatehouse /srv/data
 USER gatehouse
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
-# Migrate, then serve. X-Forwarded-For is judged by the app itself
-# (GATEHOUSE_TRUSTED_PROXIES), so uvicorn must not rewrite the peer first. Its
+# Migrate, then serve (`gatehouse serve` runs uvicorn without proxy headers:
+# X-Forwarded-For is judged by the app itself, GATEHOUSE_TRUSTED_PROXIES). Its
 # access log never shows query strings: the app filters them out.
-# Production refuses to start without a strong
-# GATEHOUSE_SECRET_KEY and a PostgreSQL GATEHOUSE_DATABASE_URL.
-CMD ["sh", "-c", "alembic upgrade head && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --no-proxy-headers --no-server-header"]
+# Production stops with every configuration problem listed (exit code 2) without
+# a strong GATEHOUSE_SECRET_KEY, a PostgreSQL GATEHOUSE_DATABASE_URL and
+# GATEHOUSE_ISSUER.
+CMD ["gatehouse", "serve", "--migrate", "--host", "0.0.0.0", "--port", "8000"]

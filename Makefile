@@ -1,46 +1,76 @@
-# One entry point; each target is thin over scripts/.
+# One entry point; each target is thin over the `gatehouse` command or scripts/.
+# `make` alone lists the targets.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+# Serving needs the runtime dependencies only; tests and linters add the dev extra.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# Where `make run` listens; the development issuer follows it.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: install run test lint format migrate bench rotate-key create-admin clean
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format migrate bench rotate-key create-admin \
+	reset-password check-config calibrate openapi clean
 
-install: $(STAMP)
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-run: install          ## migrate, ensure an admin (printed once), serve on SQLite
-	scripts/run.sh
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
 
-test: install         ## every test, on SQLite and PostgreSQL
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[dev]'
+	touch $(RUN_STAMP) $@
+
+install: $(DEV_STAMP) ## create .venv with everything for development (tests, linters)
+
+run: $(RUN_STAMP) ## migrate, create an admin if none (password printed), serve on HOST:PORT (127.0.0.1:8000)
+	HOST='$(HOST)' PORT='$(PORT)' scripts/run.sh
+
+test: $(DEV_STAMP) ## every test, on SQLite and PostgreSQL
 	scripts/test.sh
 
-lint: install
+lint: $(DEV_STAMP) ## ruff check, ruff format --check, mypy --strict on app/
 	$(BIN)/ruff check app tests scripts alembic
 	$(BIN)/ruff format --check app tests scripts alembic
 	$(BIN)/mypy app tests
 	$(BIN)/lint-imports
 
-format: install
+format: $(DEV_STAMP) ## ruff format and ruff check --fix
 	$(BIN)/ruff format app tests scripts alembic
 	$(BIN)/ruff check --fix app tests scripts alembic
 
-migrate: install
-	$(BIN)/alembic upgrade head
+migrate: $(RUN_STAMP) ## create or upgrade the schema of GATEHOUSE_DATABASE_URL
+	$(BIN)/gatehouse migrate
 
-bench: install
+bench: $(DEV_STAMP) ## benchmarks against real uvicorn processes (minutes)
 	$(BIN)/python -m scripts.bench
 
-rotate-key: install   ## new signing key; old ones verify until their tokens expire
-	$(BIN)/python -m scripts.rotate_key
+rotate-key: $(RUN_STAMP) ## new signing key; old ones verify until their tokens expire
+	$(BIN)/gatehouse rotate-key
 
-create-admin: install ## create an admin account (production bootstrap)
-	$(BIN)/python -m scripts.create_admin
+create-admin: $(RUN_STAMP) ## add an admin account: make create-admin [USERNAME=name]
+	$(BIN)/gatehouse create-admin $(if $(USERNAME),'$(USERNAME)')
 
-clean:
+reset-password: $(RUN_STAMP) ## new password for an account, shown once: make reset-password USERNAME=name
+	@test -n '$(USERNAME)' || { echo 'usage: make reset-password USERNAME=name' >&2; exit 2; }
+	$(BIN)/gatehouse reset-password '$(USERNAME)'
+
+check-config: $(RUN_STAMP) ## list every configuration problem, or what the service would run with
+	$(BIN)/gatehouse check-config
+
+calibrate: $(RUN_STAMP) ## argon2id settings for about 250 ms per hash on this machine
+	$(BIN)/gatehouse calibrate
+
+openapi: $(RUN_STAMP) ## write docs/openapi.json and regenerate the reference in docs/api.md
+	$(BIN)/gatehouse openapi --output docs/openapi.json --markdown docs/api.md
+
+clean: ## remove .venv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

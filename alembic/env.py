@@ -1,13 +1,20 @@
-"""Async migrations against GATEHOUSE_DATABASE_URL (or the URL a caller sets)."""
+"""Async migrations against GATEHOUSE_DATABASE_URL (or the URL a caller sets).
+
+A configuration problem stops with one line per problem and exit code 2, an
+unreachable database with one line and exit code 1: no traceback either way.
+"""
 
 import asyncio
+import sys
 
 from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.core.config import Settings
+from app.core.config import settings_or_exit
+from app.core.db import unreachable
 from app.tables import SQLModel
 
 config = context.config
@@ -15,7 +22,7 @@ target_metadata = SQLModel.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or Settings().database_url
+    return config.get_main_option("sqlalchemy.url") or settings_or_exit().database_url
 
 
 def _configure(connection: Connection) -> None:
@@ -48,9 +55,17 @@ async def run_migrations_online() -> None:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, poolclass=pool.NullPool)
-    async with engine.connect() as connection:
+    try:
+        connection = await engine.connect()
+    except (OSError, TimeoutError, DBAPIError) as exc:
+        await engine.dispose()
+        print(unreachable(exc, url), file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
         await connection.run_sync(_run_sync)
-    await engine.dispose()
+    finally:
+        await connection.close()
+        await engine.dispose()
 
 
 if context.is_offline_mode():

@@ -5,13 +5,15 @@ from fastapi import FastAPI
 from app.accounts import routes as accounts
 from app.audit import routes as audit
 from app.core import access_log
-from app.core.config import Settings
-from app.core.config import settings as default_settings
+from app.core.config import Settings, settings_or_exit
 from app.core.errors import install_error_handlers
 from app.core.middleware import BodySizeLimit, ListedOriginsCORS, NulInUrlGuard, SecurityHeaders
 from app.health import routes as health
 from app.lifespan import lifespan
 from app.oauth import routes as oauth
+from app.observability import logs
+from app.observability import routes as observability
+from app.observability.middleware import RequestObservability
 from app.roles import routes as roles
 from app.sessions import routes as sessions
 from app.signing_keys import routes as signing_keys
@@ -19,7 +21,7 @@ from app.swagger import install_docs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or default_settings
+    settings = settings or settings_or_exit()
     app = FastAPI(
         title="Gatehouse",
         summary="Accounts, roles and scoped tokens for FastAPI services",
@@ -27,13 +29,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json" if settings.show_docs else None,
+        openapi_url=None,  # served by install_docs, with the live scope catalogue
         # No 307 to the same path with or without a slash: Starlette builds that
         # redirect from the request's Host header (`Host: evil.example` would send
         # the client there). A path the API does not define is 404 (CONTRACT.md).
         redirect_slashes=False,
     )
     app.state.settings = settings
+    logs.ensure_configured(settings.log_format)
     install_error_handlers(app)
     access_log.install()
     for router in (
@@ -48,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit.router,
         signing_keys.router,
         oauth.metadata_router,
+        observability.router,
     ):
         app.include_router(router)
     if settings.show_docs:
@@ -67,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(SecurityHeaders, hsts=settings.is_production)
+    # Outermost: its status, duration and request id cover every answer above.
+    app.add_middleware(RequestObservability, access_log=settings.access_log)
     return app
 
 

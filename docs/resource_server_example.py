@@ -1,8 +1,9 @@
 """A FastAPI service that accepts Gatehouse access tokens, knowing only the JWKS URL.
 
-Run it next to Gatehouse (same GATEHOUSE_ISSUER and GATEHOUSE_AUDIENCE as Gatehouse's):
+Run it next to Gatehouse, from the repository root (same GATEHOUSE_ISSUER and
+GATEHOUSE_AUDIENCE as Gatehouse's; the defaults match `make run`):
 
-    GATEHOUSE_URL=http://127.0.0.1:8000 uvicorn resource_server_example:app --port 8001
+    GATEHOUSE_URL=http://127.0.0.1:8000 .venv/bin/uvicorn --app-dir docs resource_server_example:app --port 8001
 
 Needs `fastapi` and `pyjwt[crypto]`; no Gatehouse code and no shared secret.
 """

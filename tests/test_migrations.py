@@ -95,13 +95,13 @@ def test_models_and_migrations_agree(fresh_url: str) -> None:
     assert on_connection(fresh_url, differences) == []
 
 
-def test_seed_holds_the_seven_builtin_scopes(fresh_url: str) -> None:
+def test_seed_holds_the_eight_builtin_scopes(fresh_url: str) -> None:
     migrate(fresh_url)
     seeded = rows(fresh_url, "SELECT name, description, builtin FROM scope")
     assert {(name, bool(builtin)) for name, _, builtin in seeded} == {
         (name, True) for name in BUILTIN_SCOPES
     }
-    assert len(seeded) == 7
+    assert len(seeded) == 8
     assert all(description for _, description, _ in seeded)
 
 
@@ -128,3 +128,34 @@ def test_migrated_database_has_no_accounts_or_signing_keys(fresh_url: str) -> No
     migrate(fresh_url)
     assert rows(fresh_url, "SELECT count(*) FROM account") == [(0,)]
     assert rows(fresh_url, "SELECT count(*) FROM signing_key") == [(0,)]
+
+
+def test_metrics_scope_migration_takes_over_a_custom_scope_of_that_name(fresh_url: str) -> None:
+    """0003 on a database where an admin had made `metrics:read` as a custom scope:
+    it becomes the built-in one, the role carrying it keeps it, admin gains it."""
+    migrate(fresh_url, "0002")
+
+    def seed_custom(conn: Connection) -> None:
+        conn.execute(
+            text("INSERT INTO scope (name, description, builtin) VALUES ('metrics:read', 'x', :f)"),
+            {"f": False},
+        )
+        conn.execute(
+            text("INSERT INTO role (name, description, builtin) VALUES ('scraper', '', :f)"),
+            {"f": False},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO role_scope (role_name, scope_name) VALUES ('scraper', 'metrics:read')"
+            )
+        )
+        conn.commit()
+
+    on_connection(fresh_url, seed_custom)
+    migrate(fresh_url)
+    scope = rows(fresh_url, "SELECT description, builtin FROM scope WHERE name = 'metrics:read'")
+    assert [(d, bool(b)) for d, b in scope] == [(BUILTIN_SCOPES["metrics:read"], True)]
+    holders = rows(fresh_url, "SELECT role_name FROM role_scope WHERE scope_name = 'metrics:read'")
+    assert sorted(r for (r,) in holders) == ["admin", "scraper"]
+    downgrade(fresh_url, "0002")
+    assert rows(fresh_url, "SELECT name FROM scope WHERE name = 'metrics:read'") == []

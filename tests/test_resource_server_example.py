@@ -136,3 +136,43 @@ async def test_example_rejects_a_token_for_another_audience(make_client: AppFact
             response = await orders.get("/orders", headers=bearer(issued["access_token"]))
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+def test_the_documented_command_serves_the_example_from_the_repository_root(tmp_path):
+    """The command in the example's docstring, as written, from the repository root."""
+    import os
+    import shlex
+    import subprocess
+    import time
+
+    from tests.servers import _stop, free_port
+
+    [line] = [
+        line.strip()
+        for line in (EXAMPLE.read_text().splitlines())
+        if line.strip().startswith("GATEHOUSE_URL=")
+    ]
+    assert line in (ROOT / "docs" / "resource-server.md").read_text()
+    words = shlex.split(line)
+    assignments = [w for w in words if w.startswith("GATEHOUSE_URL=")]
+    env = {**os.environ, **dict(w.split("=", 1) for w in assignments)}
+    command = [w for w in words if w not in assignments]
+    port = free_port()
+    command[command.index("--port") + 1] = str(port)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/orders", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer scope="orders:read"'
+    finally:
+        _stop(process)

@@ -123,3 +123,35 @@ def test_swagger_ui_authorises_with_the_admin_and_reads_its_account(tmp_path: Pa
 
     assert foreign == [], foreign
     assert failed == [], failed
+
+
+def test_swagger_authorize_dialog_offers_a_custom_scope_made_after_start(tmp_path):
+    """The Authorize dialog lists the live catalogue: a scope an admin creates
+    while the server runs is offered on the next page load, without a restart."""
+    import httpx
+
+    executable = chromium_or_skip()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with served_app(tmp_path) as base, sync_api.sync_playwright() as playwright:
+        with httpx.Client(base_url=base, trust_env=False, timeout=10) as http:
+            login = {"grant_type": "password", "username": ADMIN_USERNAME}
+            token = http.post("/auth/token", data={**login, "password": ADMIN_PASSWORD}).json()
+            created = http.post(
+                "/scopes",
+                json={"name": "orders:read", "description": "Read the orders service"},
+                headers={"Authorization": f"Bearer {token['access_token']}"},
+            )
+            assert created.status_code == 201, created.text
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.set_default_timeout(15_000)
+            page.goto(f"{base}/docs", wait_until="networkidle")
+            page.locator("button.authorize").first.click()
+            dialog = page.locator(".modal-ux")
+            box = dialog.locator('input[type="checkbox"][data-value="orders:read"]')
+            box.wait_for(state="attached")
+            assert "Read the orders service" in dialog.inner_text()
+            assert dialog.locator('input[type="checkbox"][data-value="me:read"]').count() == 1
+        finally:
+            browser.close()

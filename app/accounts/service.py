@@ -8,6 +8,7 @@ hash through a claim on the hasher taken for the client address
 """
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
@@ -167,6 +168,19 @@ async def bootstrap_admin(
         return None
     if await find_by_username(db, username):
         raise Conflict(f"Account {username!r} exists but is not an active admin; not promoted")
+    return await create_admin(
+        db, hasher=hasher, username=username, password=password, via="bootstrap"
+    )
+
+
+async def create_admin(
+    db: AsyncSession, *, hasher: PasswordHasher, username: str, password: str, via: str
+) -> Account:
+    """Create `username` with the admin and user roles, whatever admins exist:
+    the operator's way in (`gatehouse create-admin`), so it needs no token."""
+    _check_username(username)
+    if await find_by_username(db, username):
+        raise Conflict(f"An account named {username!r} already exists")
     await release_connection(db)
     with hasher.claim(None) as hashing:  # at start-up, for no client
         password_hash = await hash_new_password(hashing, password, username=username)
@@ -181,7 +195,7 @@ async def bootstrap_admin(
         db,
         action="account.create",
         target=str(account.id),
-        detail={"username": username, "via": "bootstrap"},
+        detail={"username": account.username, "roles": [ADMIN_ROLE, USER_ROLE], "via": via},
     )
     return account
 
@@ -389,3 +403,36 @@ async def change_password(
         ip=origin.ip,
         detail={},
     )
+
+
+async def reset_password(
+    db: AsyncSession, *, hasher: PasswordHasher, username: str
+) -> tuple[Account, str]:
+    """The operator's recovery for a lost password (`gatehouse reset-password`):
+    a generated password (192 random bits, never one an operator picks, so it is
+    never reused or guessable), every session of the account ended (a thief's
+    included), audited. Returns the account and the password, to be shown once."""
+    account = await find_by_username(db, username)
+    if account is None:
+        raise NotFound(f"No account named {username!r}")
+    password = secrets.token_urlsafe(24)
+    await release_connection(db)
+    new_hash = await hasher.hash(password)
+    await db.execute(
+        update(Account)
+        .where(col(Account.id) == account.id)
+        .values(
+            password_hash=new_hash,
+            authz_version=col(Account.authz_version) + 1,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await sessions_service.end_account_sessions(db, account.id, reason="password_reset")
+    await audit.record(
+        db,
+        action="account.password_reset",
+        target=str(account.id),
+        detail={"username": account.username, "via": "cli"},
+    )
+    return account, password

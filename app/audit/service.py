@@ -12,6 +12,7 @@ from app.audit.models import AuditEvent
 from app.audit.schemas import AuditPublic
 from app.core.pagination import decode_cursor, keyset_page
 from app.core.schemas import Page, public
+from app.observability import events
 
 # Keys that must never reach the log, however a caller builds `detail`.
 _SECRET_KEYS = frozenset(
@@ -31,6 +32,8 @@ async def record(
     clean = {k: v for k, v in (detail or {}).items() if k not in _SECRET_KEYS}
     db.add(AuditEvent(action=action, actor_id=actor, target=target, ip=ip, detail=clean))
     await db.flush()
+    by = clean.get("by")
+    events.note(db, action, actor=actor, ip=ip, by=by if isinstance(by, str) else None)
 
 
 def _event_id(value: str) -> int:

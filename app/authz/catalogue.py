@@ -13,6 +13,7 @@ BUILTIN_SCOPES: dict[str, str] = {
     "roles:read": "List roles and the scope catalogue",
     "roles:write": "Create, change and delete roles and custom scopes; assign roles",
     "audit:read": "Read the audit log",
+    "metrics:read": "Scrape GET /metrics (Prometheus)",
 }
 # OpenID Connect requests for identity claims: no role carries them (CONTRACT.md).
 IDENTITY_SCOPES = frozenset({"openid", "profile", "email"})

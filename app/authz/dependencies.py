@@ -67,6 +67,7 @@ AccountsWrite = Annotated[Principal, Security(require_scopes, scopes=["accounts:
 RolesRead = Annotated[Principal, Security(require_scopes, scopes=["roles:read"])]
 RolesWrite = Annotated[Principal, Security(require_scopes, scopes=["roles:write"])]
 AuditRead = Annotated[Principal, Security(require_scopes, scopes=["audit:read"])]
+MetricsRead = Annotated[Principal, Security(require_scopes, scopes=["metrics:read"])]
 
 # Error answers every protected route can give, for the OpenAPI document.
 AUTH_ERRORS: dict[int | str, dict[str, str]] = {

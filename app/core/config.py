@@ -1,13 +1,31 @@
-"""One `Settings` object, read from the environment (prefix `GATEHOUSE_`) and `.env`."""
+"""One `Settings` object, read from the environment (prefix `GATEHOUSE_`) and `.env`.
+
+`load_settings()` is the way in: a configuration that cannot work raises
+`ConfigurationError` listing every problem at once, one line each naming the
+variable and what it allows, so that every entry point (`gatehouse serve`,
+`gatehouse migrate`, Alembic, `uvicorn app.main:app`) can stop with those lines
+and exit code 2 instead of a traceback.
+"""
 
 import os
 import secrets
+import sys
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 # Placeholders that appear in tutorials and sample configs. A production secret
 # equal to one of these (or containing one as its whole content) is refused.
@@ -31,6 +49,75 @@ KNOWN_WEAK_SECRETS = frozenset(
     }
 )
 MIN_SECRET_BYTES = 32
+ENV_PREFIX = "GATEHOUSE_"
+# What `make run` serves on, and so the development issuer when nothing says otherwise.
+DEVELOPMENT_ISSUER = "http://localhost:8000"
+# Exit code of every entry point that stops on configuration (as argparse and
+# click do for usage errors).
+CONFIG_EXIT_CODE = 2
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+# Driver names people write, and the async form Gatehouse needs instead.
+_DRIVER_FIXES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+pg8000": "postgresql+asyncpg",
+    "postgres+asyncpg": "postgresql+asyncpg",
+}
+DATABASE_URL_FORMS = (
+    "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:password@host:5432/name"
+)
+
+
+class ConfigurationError(Exception):
+    """A configuration that cannot work; `problems` are whole lines, each naming
+    its variable."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+    def report(self) -> str:
+        count = len(self.problems)
+        lines = [f"Gatehouse cannot start: {count} configuration problem{'s' * (count != 1)}"]
+        lines += [f"  {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+    def exit(self) -> NoReturn:
+        print(self.report(), file=sys.stderr)
+        raise SystemExit(CONFIG_EXIT_CODE)
+
+
+def variable(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def redacted(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def database_url_problem(value: str) -> str | None:
+    """Why `value` is not a URL Gatehouse can use, with the corrected form when
+    only the driver is wrong (`postgres://` is what most hosting panels print)."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        return f"is not a database URL; use {DATABASE_URL_FORMS}"
+    if url.drivername in ASYNC_DRIVERS.values():
+        return None
+    fix = _DRIVER_FIXES.get(url.drivername)
+    if fix is None:
+        return (
+            f"names the driver {url.drivername!r}; Gatehouse runs on SQLite or PostgreSQL "
+            f"through async drivers: {DATABASE_URL_FORMS}"
+        )
+    return (
+        f"needs the async driver: write {redacted(url.set(drivername=fix))} "
+        f"(not {url.drivername}://)"
+    )
 
 
 def _split_csv(value: object) -> object:
@@ -51,9 +138,12 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     data_dir: Path = Path("data")
-    database_url: str = ""
-    secret_key: SecretStr | None = None
-    issuer: str = "http://localhost:8000"
+    # validate_default: the checks below also judge what was left unset.
+    database_url: str = Field("", validate_default=True)
+    secret_key: SecretStr | None = Field(None, validate_default=True)
+    # Unset: in development the address `gatehouse serve` serves on, else
+    # DEVELOPMENT_ISSUER; production requires it (tokens name it as `iss`).
+    issuer: str = Field("", validate_default=True)
     audience: str = "gatehouse"
     access_token_ttl_seconds: int = Field(900, ge=30, le=86_400)
     refresh_token_ttl_seconds: int = Field(2_592_000, ge=60)
@@ -92,6 +182,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     db_timeout_seconds: float = Field(5.0, gt=0)
 
+    log_format: Literal["text", "json"] = "text"
+    # One log line per request (never its query string); off for benchmarks.
+    access_log: bool = True
+
     @model_validator(mode="before")
     @classmethod
     def _csv_fields(cls, data: object) -> object:
@@ -101,21 +195,65 @@ class Settings(BaseSettings):
                     data[name] = _split_csv(data[name])
         return data
 
-    @model_validator(mode="after")
-    def _production_guard(self) -> "Settings":
-        if not self.database_url:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'gatehouse.db'}"
-        if self.env == "production":
-            problem = secret_problem(self.secret_key)
-            if problem:
-                raise ValueError(f"GATEHOUSE_SECRET_KEY {problem}; production refuses to start")
-            if self.database_url.startswith("sqlite"):
-                raise ValueError("production refuses a SQLite database; use PostgreSQL")
-        return self
+    # Field validators run in declaration order, each seeing the fields before it
+    # in `info.data`: so each problem is its own error and all are reported at once.
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            value = (
+                f"sqlite+aiosqlite:///{info.data.get('data_dir', Path('data')) / 'gatehouse.db'}"
+            )
+        elif problem := database_url_problem(value):
+            raise ValueError(problem)
+        if info.data.get("env") == "production" and value.startswith("sqlite"):
+            raise ValueError(
+                "production refuses a SQLite database; set a PostgreSQL URL "
+                "(postgresql+asyncpg://user:password@host:5432/name)"
+            )
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("env") == "production" and (problem := secret_problem(value)):
+            raise ValueError(
+                f"{problem}; production refuses to start without at least {MIN_SECRET_BYTES} "
+                "random bytes (python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            if info.data.get("env") == "production":
+                raise ValueError(
+                    "is required in production: the public https URL clients reach this "
+                    "service at (tokens carry it as `iss`)"
+                )
+            return DEVELOPMENT_ISSUER
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                "must be an http(s) URL with no query or fragment, such as https://auth.example.com"
+            )
+        return value
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def issuer_is_default(self) -> bool:
+        """Whether the issuer was left unset (and so may follow the served address)."""
+        return "issuer" not in self.model_fields_set
 
     @property
     def is_sqlite(self) -> bool:
@@ -173,4 +311,26 @@ def secret_problem(secret: SecretStr | None) -> str | None:
     return None
 
 
-settings = Settings()
+def _problem_line(error: object) -> str:
+    details = error if isinstance(error, dict) else {}
+    loc = details.get("loc") or ()
+    field = str(loc[0]) if loc else ""
+    message = str(details.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{variable(field)}: {message}" if field else message
+
+
+def load_settings(**values: object) -> Settings:
+    """The settings from the environment (and `.env`), or `ConfigurationError`
+    listing every problem. `values` override the environment (tests)."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError([_problem_line(e) for e in exc.errors()]) from None
+
+
+def settings_or_exit() -> Settings:
+    """`load_settings()`, or the problems on stderr and exit code 2 (no traceback)."""
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        exc.exit()

@@ -1,14 +1,16 @@
 """One async engine per process, one session per request, and the one helper
 for flows that must give their connection back before slow work."""
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,7 +21,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel import SQLModel
 from starlette.requests import HTTPConnection
 
-from app.core.config import Settings
+from app.core.config import Settings, redacted
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -132,3 +134,34 @@ async def released_after(db: AsyncSession) -> AsyncIterator[None]:
         await db.rollback()
         raise
     await db.commit()
+
+
+def unreachable(exc: BaseException, database_url: str) -> str:
+    """One line saying why the database at `database_url` cannot be used, naming
+    it without its password: what an operator needs instead of a driver traceback."""
+    cause: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+    reason = " ".join(str(cause).split()) or type(cause).__name__
+    if isinstance(cause, ConnectionRefusedError) or "Connect call failed" in reason:
+        reason = "connection refused (is the server running, and on that host and port?)"
+    elif isinstance(cause, socket.gaierror):
+        reason = "unknown host"
+    elif isinstance(cause, TimeoutError):
+        reason = "no answer in time"
+    url = make_url(database_url)
+    if "does not exist" in reason and "database" in reason:
+        reason += f" (create it first: createdb {url.database})"
+    return f"GATEHOUSE_DATABASE_URL: cannot use the database at {redacted(url)}: {reason[:300]}"
+
+
+async def database_problem(settings: Settings) -> str | None:
+    """Connect once and run `SELECT 1`: None when the database answers, else the
+    line from `unreachable`."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (OSError, TimeoutError, DBAPIError) as exc:
+        return unreachable(exc, settings.database_url)
+    finally:
+        await engine.dispose()
+    return None

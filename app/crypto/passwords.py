@@ -17,6 +17,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -167,6 +168,22 @@ class HasherClaim:
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.needs_rehash(password_hash)
+
+
+def hash_seconds(*, time_cost: int, memory_kib: int, parallelism: int, rounds: int = 3) -> float:
+    """The median time of `rounds` argon2id hashes at these costs, on this machine
+    and in this thread (for `gatehouse calibrate`)."""
+    argon2 = Argon2Hasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+    )
+    password = secrets.token_urlsafe(16)
+    argon2.hash(password)  # warm-up: the first allocation of the memory is dearer
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        argon2.hash(password)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
 
 
 def _lower_priority() -> None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Response, status
 from app.core.db import DbSession
 from app.core.network import OriginDep
 from app.oauth.errors import InvalidRequest
+from app.oauth.form import SingleValuedForm
 from app.oauth.grants import TokenRequest, grant_for
 from app.roles import service as roles_service
 from app.sessions import service as sessions_service
@@ -36,6 +37,7 @@ async def issue_token(
     db: DbSession,
     state: StateDep,
     origin: OriginDep,
+    _form: SingleValuedForm,
     grant_type: FormField = None,
     username: FormField = None,
     password: FormField = None,

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.core.config import Settings
-from app.core.errors import Unavailable
+from app.core.errors import Conflict, Unavailable
 from app.core.models import utcnow
 from app.crypto import jwt
 from app.crypto.jwt import KeyPair, TokenError
@@ -63,6 +63,68 @@ async def create_key(session: AsyncSession, settings: Settings) -> SigningKey:
     session.add(row)
     await session.flush()
     return row
+
+
+class ForeignSecret(Conflict):
+    detail = (
+        "No live signing key decrypts with this GATEHOUSE_SECRET_KEY; run this with the "
+        "service's own configuration. Nothing changed."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What `rotate` did: the new signer, the keys still verifying, the keys deleted."""
+
+    key: SigningKey
+    retiring: list[SigningKey]
+    removed: list[str]
+
+
+def _opens(secret: bytes, row: SigningKey) -> bool:
+    try:
+        decrypt_private_key(secret, row.kid, row.private_key)
+    except Exception:
+        return False
+    return True
+
+
+async def rotate(db: AsyncSession, *, settings: Settings, retire_expired: bool) -> Rotation:
+    """Add a signer (`create_key`); with `retire_expired`, delete keys whose
+    retirement time has passed.
+
+    Refused (`ForeignSecret`) when live keys exist and none decrypts with this
+    secret: a key sealed with another secret would be unusable by the running
+    instances, yet would retire the keys they sign with."""
+    live = (
+        await db.scalars(
+            select(SigningKey).where(
+                or_(col(SigningKey.retire_at).is_(None), col(SigningKey.retire_at) > utcnow())
+            )
+        )
+    ).all()
+    if live and not any(_opens(settings.master_secret, row) for row in live):
+        raise ForeignSecret
+    key = await create_key(db, settings)
+    retiring = (
+        await db.scalars(
+            select(SigningKey)
+            .where(col(SigningKey.kid) != key.kid, col(SigningKey.retire_at) > utcnow())
+            .order_by(col(SigningKey.created_at))
+        )
+    ).all()
+    removed: list[str] = []
+    if retire_expired:
+        removed = list(
+            (
+                await db.scalars(
+                    delete(SigningKey)
+                    .where(col(SigningKey.retire_at) <= utcnow())
+                    .returning(col(SigningKey.kid))
+                )
+            ).all()
+        )
+    return Rotation(key=key, retiring=list(retiring), removed=removed)
 
 
 @dataclass(frozen=True, slots=True)

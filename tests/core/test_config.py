@@ -66,7 +66,11 @@ def test_production_refuses_to_start(tmp_path: Path, variables: dict[str, str | 
 
 def test_production_starts_with_a_strong_secret_and_postgresql(tmp_path: Path) -> None:
     result = import_app(
-        tmp_path, env="production", secret_key=GOOD_SECRET, database_url=POSTGRES_URL
+        tmp_path,
+        env="production",
+        secret_key=GOOD_SECRET,
+        database_url=POSTGRES_URL,
+        issuer="https://auth.example.test",
     )
     assert result.returncode == 0, result.stderr
 
@@ -161,3 +165,57 @@ def test_empty_secret_file_is_refused_rather_than_used_as_the_key(tmp_path: Path
     (tmp_path / "secret_key").write_text("\n")
     with pytest.raises(RuntimeError, match="empty"):
         dev_settings(tmp_path).master_secret  # noqa: B018 - the property reads the file
+
+
+# --- problems are listed at once ----------------------------------------------
+
+
+@pytest.mark.usefixtures("development")
+def test_every_problem_is_listed_at_once_naming_its_variable(tmp_path: Path) -> None:
+    from app.core.config import ConfigurationError, load_settings
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(
+            _env_file=None,
+            data_dir=tmp_path,
+            env="production",
+            database_url="postgres://app:pw@db/gatehouse",
+            secret_key="changeme",
+            access_token_ttl_seconds=5,
+            log_format="yaml",
+        )
+    assert [p.split(":", 1)[0] for p in caught.value.problems] == [
+        "GATEHOUSE_DATABASE_URL",
+        "GATEHOUSE_SECRET_KEY",
+        "GATEHOUSE_ISSUER",
+        "GATEHOUSE_ACCESS_TOKEN_TTL_SECONDS",
+        "GATEHOUSE_LOG_FORMAT",
+    ]
+    assert "pw" not in caught.value.report()
+    assert "'text' or 'json'" in caught.value.problems[-1]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sqlite+aiosqlite:///x.db", None),
+        ("postgresql+asyncpg://u@h/db", None),
+        ("postgres://u:secret@h/db", "write postgresql+asyncpg://u:***@h/db (not postgres://)"),
+        ("sqlite:///x.db", "write sqlite+aiosqlite:///x.db (not sqlite://)"),
+        ("mysql+aiomysql://u@h/db", "names the driver 'mysql+aiomysql'"),
+        ("not a url", "is not a database URL"),
+    ],
+)
+def test_database_url_problems_name_the_corrected_form(url: str, problem: str | None) -> None:
+    from app.core.config import database_url_problem
+
+    found = database_url_problem(url)
+    assert found == problem if problem is None else problem in (found or "")
+
+
+@pytest.mark.usefixtures("development")
+def test_development_issuer_defaults_and_remembers_it_was_unset(tmp_path: Path) -> None:
+    unset = dev_settings(tmp_path)
+    assert unset.issuer == "http://localhost:8000" and unset.issuer_is_default
+    given = dev_settings(tmp_path, issuer="https://auth.example.test")
+    assert given.issuer == "https://auth.example.test" and not given.issuer_is_default

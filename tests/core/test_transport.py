@@ -331,7 +331,9 @@ async def production_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     if backend != "postgresql":
         pytest.skip("production refuses SQLite, so it is tested on PostgreSQL only")
-    async with make_client(env="production", secret_key=secrets.token_urlsafe(36)) as client:
+    async with make_client(
+        env="production", secret_key=secrets.token_urlsafe(36), issuer="https://auth.example.test"
+    ) as client:
         yield client
 
 

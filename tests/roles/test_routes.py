@@ -17,6 +17,7 @@ ALL_BUILTIN_SCOPES = [
     "audit:read",
     "me:read",
     "me:write",
+    "metrics:read",
     "roles:read",
     "roles:write",
 ]

@@ -14,6 +14,7 @@ BUILTIN_SCOPES = {
     "audit:read",
     "me:read",
     "me:write",
+    "metrics:read",
     "roles:read",
     "roles:write",
 }

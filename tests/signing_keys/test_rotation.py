@@ -196,7 +196,7 @@ async def test_rotation_script_reaches_running_instances_without_restart(
         async with httpx.AsyncClient(base_url=a_url) as on_a, httpx.AsyncClient() as http:
             account, before = await create_user(on_a)
             rotated = subprocess.run(
-                [sys.executable, "-m", "scripts.rotate_key"],
+                [sys.executable, "-m", "app.cli", "rotate-key"],
                 cwd=ROOT,
                 env=_service_env(database_url, tmp_path, GATEHOUSE_KEY_REFRESH_SECONDS="0.5"),
                 capture_output=True,

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.authz.catalogue import parse_scope
 from app.oauth.grants.base import TokenRequest, grant
 from app.oauth.scopes import check_catalogue
+from app.observability import events
 from app.sessions import service as sessions_service
 from app.sessions.schemas import TokenResponse
 from app.state import State
@@ -18,7 +19,7 @@ async def refresh_token_grant(
     (token,) = request.require("refresh_token")
     requested = parse_scope(request.params.get("scope"))
     await check_catalogue(db, requested)
-    return await sessions_service.refresh(
+    tokens = await sessions_service.refresh(
         db,
         settings=state.settings,
         keyring=state.keyring,
@@ -26,3 +27,5 @@ async def refresh_token_grant(
         requested=requested,
         ip=request.origin.ip,
     )
+    events.note(db, "auth.refresh", ip=request.origin.ip)  # counted once committed
+    return tokens

@@ -1,4 +1,5 @@
-"""`python -m scripts.rotate_key`, run the way `make rotate-key` runs it."""
+"""`gatehouse rotate-key`, run the way `make rotate-key` runs it (as
+`python -m app.cli`, the same entry point without relying on the venv's bin/)."""
 
 import os
 import subprocess
@@ -30,7 +31,7 @@ def rotate_key(
         "GATEHOUSE_DATA_DIR": str(tmp_path / "data"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "scripts.rotate_key", *args],
+        [sys.executable, "-m", "app.cli", "rotate-key", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
