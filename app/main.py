@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from app.accounts import routes as accounts
 from app.audit import routes as audit
+from app.clients import routes as clients
 from app.core.config import Settings
 from app.core.config import settings as default_settings
 from app.core.errors import install_error_handlers
@@ -11,6 +12,7 @@ from app.core.middleware import BodySizeLimit, ListedOriginsCORS, NulInUrlGuard,
 from app.health import routes as health
 from app.lifespan import lifespan
 from app.oauth import routes as oauth
+from app.personal_tokens import routes as personal_tokens
 from app.roles import routes as roles
 from app.sessions import routes as sessions
 from app.signing_keys import routes as signing_keys
@@ -35,11 +37,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts.signup_router,
         oauth.router,
         sessions.router,
+        personal_tokens.router,
         accounts.router,
         roles.assignment_router,
         roles.router,
         roles.scopes_router,
         audit.router,
+        clients.router,
+        oauth.introspection_router,
         signing_keys.router,
         oauth.metadata_router,
     ):

@@ -339,12 +339,13 @@ async def change_password(
     hasher: PasswordHasher,
     slots: asyncio.Semaphore,
     account_id: uuid.UUID,
-    session_id: uuid.UUID,
+    session_id: uuid.UUID | None,
     current_password: str,
     new_password: str,
     origin: RequestOrigin,
 ) -> None:
-    """Verify the current password, store the new one, end every other session."""
+    """Verify the current password, store the new one, end every other session
+    (every session, when the request came with a personal access token)."""
     account = await get_account(db, account_id)
     if problem := policy_violation(new_password, username=account.username):
         raise Invalid(problem, field="new_password")

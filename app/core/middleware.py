@@ -122,9 +122,10 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         is_docs = scope["path"].startswith("/docs")
-        # Token, revocation and session answers carry secrets or personal data;
-        # RFC 6749 §5.1 wants no-store on token responses, errors and 413s included.
-        is_auth = scope["path"].startswith("/auth/")
+        # Token, revocation, introspection and session answers carry secrets or
+        # personal data; RFC 6749 §5.1 wants no-store on token responses, errors and
+        # 413s included (RFC 7662 §4 likewise for introspection).
+        is_auth = scope["path"].startswith(("/auth/", "/oauth/"))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,7 +1,7 @@
 """Grants of the token endpoint, one module each; importing this package
 registers them all in `base.GRANTS`."""
 
-from app.oauth.grants import password, refresh_token
-from app.oauth.grants.base import GRANTS, TokenRequest
+from app.oauth.grants import client_credentials, password, refresh_token
+from app.oauth.grants.base import GRANTS, TokenRequest, dispatch
 
-__all__ = ["GRANTS", "TokenRequest", "password", "refresh_token"]
+__all__ = ["GRANTS", "TokenRequest", "client_credentials", "dispatch", "password", "refresh_token"]

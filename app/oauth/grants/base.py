@@ -8,17 +8,20 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.network import RequestOrigin
-from app.oauth.errors import InvalidRequest
+from app.oauth.client_auth import AuthenticatedClient
+from app.oauth.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from app.sessions.schemas import TokenResponse
 from app.state import State
 
 
 @dataclass(frozen=True, slots=True)
 class TokenRequest:
-    """A token request's form parameters (RFC 6749 §3.2), and where it came from."""
+    """A token request's form parameters (RFC 6749 §3.2), where it came from, and
+    the client that made it (authenticated, or the public client it named)."""
 
     params: Mapping[str, str]
     origin: RequestOrigin
+    client: AuthenticatedClient
 
     def require(self, *names: str) -> list[str]:
         """The named parameters, or `invalid_request` naming the first one missing."""
@@ -42,3 +45,20 @@ def grant(grant_type: str) -> Callable[[Grant], Grant]:
         return handler
 
     return register
+
+
+async def dispatch(
+    db: AsyncSession, grant_type: str, request: TokenRequest, state: State
+) -> TokenResponse:
+    """Run the grant, once the client may use it: `unsupported_grant_type` for a
+    grant this server does not offer (or has switched off), `unauthorized_client`
+    for one the client is not registered for (RFC 6749 §5.2)."""
+    handler = GRANTS.get(grant_type)
+    if handler is None or (grant_type == "password" and not state.settings.password_grant_enabled):
+        offered = sorted(
+            g for g in GRANTS if g != "password" or state.settings.password_grant_enabled
+        )
+        raise UnsupportedGrantType(f"Supported grant types: {', '.join(offered)}")
+    if grant_type not in request.client.client.grant_types:
+        raise UnauthorizedClient(f"This client may not use the {grant_type} grant")
+    return await handler(db, request, state)

@@ -14,6 +14,7 @@ from app.accounts import service as accounts_service
 from app.accounts.models import Account
 from app.audit import service as audit
 from app.authz.catalogue import parse_scope
+from app.clients import service as clients_service
 from app.core.db import released_after
 from app.oauth.errors import InvalidGrant
 from app.oauth.grants.base import TokenRequest, grant
@@ -68,6 +69,8 @@ async def password_grant(db: AsyncSession, request: TokenRequest, state: State) 
             .execution_options(synchronize_session=False)
         )
     held, _ = await roles_service.effective_scopes(db, account.id)
+    client = request.client.client
+    held = clients_service.user_scope_cap(client, held)
     return await sessions_service.start_session(
         db,
         settings=state.settings,
@@ -77,4 +80,5 @@ async def password_grant(db: AsyncSession, request: TokenRequest, state: State) 
         user_agent=origin.user_agent,
         ip=origin.ip,
         all_held=not requested,
+        client_id=client.client_id,
     )

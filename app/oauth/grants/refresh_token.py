@@ -18,6 +18,7 @@ async def refresh_token_grant(
     (token,) = request.require("refresh_token")
     requested = parse_scope(request.params.get("scope"))
     await check_catalogue(db, requested)
+    client = request.client.client
     return await sessions_service.refresh(
         db,
         settings=state.settings,
@@ -25,4 +26,6 @@ async def refresh_token_grant(
         refresh_token=token,
         requested=requested,
         ip=request.origin.ip,
+        client_id=client.client_id,
+        scope_cap=set(client.allowed_scopes) if client.allowed_scopes else None,
     )
