@@ -1,8 +1,13 @@
 """docs/resource_server_example.py works: another service, knowing only the JWKS
-URL, accepts Gatehouse tokens and enforces its own scope with RFC 6750 answers."""
+URL, accepts Gatehouse tokens and enforces its own scope with RFC 6750 answers;
+given a client allowed to introspect, it accepts personal access tokens and sees
+revocation at once."""
 
 import asyncio
 import importlib.util
+import subprocess
+import sys
+import time
 from contextlib import asynccontextmanager
 from types import ModuleType
 
@@ -12,7 +17,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from tests.conftest import ROOT
-from tests.factories import admin_login, bearer, create_user, login
+from tests.factories import admin_login, bearer, create_pat, create_user, introspector, login
+from tests.servers import free_port
 from tests.signing_keys.forgery import hs256_token
 
 EXAMPLE = ROOT / "docs" / "resource_server_example.py"
@@ -124,3 +130,110 @@ async def test_example_rejects_a_token_for_another_audience(make_client):
             response = await orders.get("/orders", headers=bearer(issued["access_token"]))
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+# --- introspection: opaque tokens, and revocation seen at once -----------------
+
+
+@pytest.fixture
+async def introspecting_orders(client):
+    """The example with a client allowed to introspect, introspecting every token."""
+    headers = bearer((await admin_login(client))["access_token"])
+    rs = await introspector(client, headers)
+    settings = client.app.state.settings
+    async with example_service(
+        client.app,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        client_id=rs["client_id"],
+        client_secret=rs["client_secret"],
+    ) as http:
+        yield http
+
+
+async def test_example_introspects_a_pat_and_sees_it_die_the_moment_it_is_revoked(
+    client, introspecting_orders
+):
+    account, issued = await reader(client)
+    pat = await create_pat(client, bearer(issued["access_token"]), ["orders:read"])
+
+    accepted = await introspecting_orders.get("/orders", headers=bearer(pat["token"]))
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["account"] == account["id"]
+
+    revoked = await client.delete(
+        f"/accounts/me/tokens/{pat['id']}", headers=bearer(issued["access_token"])
+    )
+    assert revoked.status_code == 204
+
+    refused = await introspecting_orders.get("/orders", headers=bearer(pat["token"]))
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", scope="orders:read"'
+    )
+
+
+async def test_example_refuses_a_pat_without_its_scope(client, introspecting_orders):
+    _, issued = await reader(client)
+    pat = await create_pat(client, bearer(issued["access_token"]), ["me:read"])
+    response = await introspecting_orders.get("/orders", headers=bearer(pat["token"]))
+    assert response.status_code == 403
+
+
+async def test_example_refuses_a_refresh_token_passed_off_as_a_bearer(client, introspecting_orders):
+    _, issued = await reader(client)
+    response = await introspecting_orders.get("/orders", headers=bearer(issued["refresh_token"]))
+    assert response.status_code == 401
+
+
+async def test_example_introspecting_every_token_sees_a_logout_at_once(client):
+    headers = bearer((await admin_login(client))["access_token"])
+    rs = await introspector(client, headers)
+    settings = client.app.state.settings
+    _, issued = await reader(client)
+    async with example_service(
+        client.app,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        client_id=rs["client_id"],
+        client_secret=rs["client_secret"],
+        introspect_all=True,
+    ) as orders:
+        before = await orders.get("/orders", headers=bearer(issued["access_token"]))
+        await client.post("/auth/logout", headers=bearer(issued["access_token"]))
+        after = await orders.get("/orders", headers=bearer(issued["access_token"]))
+    assert (before.status_code, after.status_code) == (200, 401)
+
+
+def test_the_example_runs_from_the_repository_root(tmp_path):
+    """`uvicorn docs.resource_server_example:app`, as its docstring says, from the root."""
+    port = free_port()
+    with (tmp_path / "example.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "docs.resource_server_example:app",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (tmp_path / "example.log").read_text()
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/orders", trust_env=False)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the example did not start"
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer scope="orders:read"'

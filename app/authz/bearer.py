@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz.catalogue import GATEHOUSE_CLIENT, Principal, parse_scope
 from app.clients import service as clients_service
+from app.core.db import release_connection
 from app.crypto.jwt import TokenError
 from app.personal_tokens import service as personal_tokens
 from app.personal_tokens.models import PersonalAccessToken
@@ -52,6 +53,8 @@ async def verify(db: AsyncSession, state: State, token: str) -> Verified | None:
     if token.startswith(personal_tokens.PREFIX):
         found = await personal_tokens.authenticate(db, token=token)
         return None if found is None else Verified(found[0], personal_token=found[1])
+    if db.in_transaction() and state.keyring.may_reload_for(token):
+        await release_connection(db)  # reads only so far (client authentication)
     try:
         claims = await state.keyring.verify(token)
         scopes = frozenset(parse_scope(claims["scope"]))

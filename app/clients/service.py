@@ -305,7 +305,7 @@ async def update_client(
     _check_shape(
         type_=client.type,
         grant_types=new_grants,
-        redirect_uris=new_uris if new_uris is not None else client.redirect_uris,
+        redirect_uris=new_uris if new_uris is not None else redirect_uris_of(client, settings),
         roles=new_roles,
     )
     if allowed_scopes is not None:

@@ -4,6 +4,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz.catalogue import GATEHOUSE_CLIENT
 from app.clients import service as clients_service
+from app.core.db import release_connection
 from app.crypto.jwt import TokenError
 from app.personal_tokens import service as personal_tokens
 from app.sessions import service as sessions_service
@@ -36,6 +37,8 @@ async def revoke(
             await personal_tokens.revoke_presented(db, token=token, ip=ip)
         return
     if token.count(".") == 2 and hint != "refresh_token":
+        if keyring.may_reload_for(token):
+            await release_connection(db)  # reads only so far (client authentication)
         try:
             claims = await keyring.verify(token, allow_expired=True)
         except TokenError:

@@ -120,10 +120,21 @@ async def test_username_is_matched_regardless_of_case_and_width(
     assert claims_of(response.json()["access_token"])["sub"] == account["id"]
 
 
-async def test_client_id_is_accepted_and_ignored(client: httpx.AsyncClient) -> None:
+async def test_the_builtin_client_id_is_accepted_and_lands_in_the_token(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await signup(client)
+    response = await password_grant(client, account["username"], client_id="gatehouse")
+    assert response.status_code == 200, response.text
+    assert claims_of(response.json()["access_token"])["client_id"] == "gatehouse"
+
+
+async def test_an_unknown_client_id_is_invalid_client(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     response = await password_grant(client, account["username"], client_id="any-app")
-    assert response.status_code == 200, response.text
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+    assert "www-authenticate" not in response.headers
 
 
 # --- scope -------------------------------------------------------------------

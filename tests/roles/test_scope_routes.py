@@ -12,10 +12,16 @@ BUILTIN_SCOPES = {
     "accounts:read",
     "accounts:write",
     "audit:read",
+    "clients:read",
+    "clients:write",
+    "email",
     "me:read",
     "me:write",
+    "openid",
+    "profile",
     "roles:read",
     "roles:write",
+    "tokens:introspect",
 }
 
 
