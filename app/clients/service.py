@@ -198,12 +198,18 @@ async def get_client(db: AsyncSession, *, settings: Settings, client_id: str) ->
     return (await to_public(db, settings, [await _get(db, client_id)]))[0]
 
 
+def _client_cursor(value: str) -> str:
+    if len(value) > 64 or "\x00" in value:
+        raise ValueError(value)
+    return value
+
+
 async def list_clients(
     db: AsyncSession, *, settings: Settings, limit: int, cursor: str | None
 ) -> Page[ClientPublic]:
     query = select(OAuthClient).order_by(col(OAuthClient.client_id)).limit(limit + 1)
     if cursor:
-        query = query.where(col(OAuthClient.client_id) > decode_cursor(cursor, str))
+        query = query.where(col(OAuthClient.client_id) > decode_cursor(cursor, _client_cursor))
     rows, next_cursor = keyset_page((await db.scalars(query)).all(), limit, lambda c: c.client_id)
     return Page[ClientPublic](items=await to_public(db, settings, rows), next_cursor=next_cursor)
 

@@ -67,7 +67,7 @@ def _single(values: list[object], name: str) -> str | None:
     value = values[0]
     if not isinstance(value, str) or "\x00" in value:
         raise InvalidRequest(f"Malformed {name}")
-    return value
+    return value or None  # an empty field is an absent one (as FastAPI's Form reads it)
 
 
 async def read_credentials(request: Request) -> Credentials:
@@ -81,6 +81,10 @@ async def read_credentials(request: Request) -> Credentials:
         if form_secret is not None:
             raise InvalidClient("Use one client authentication method, not two", basic=True)
         client_id, secret = _parse_basic(value)
+        if not client_id and not secret:
+            # `Basic Og==` (":"): what some clients (Swagger UI among them) send
+            # when no client was configured, meaning none.
+            return Credentials(form_id, None, basic=False)
         if form_id is not None and form_id != client_id:
             raise InvalidClient("client_id differs from the Basic credentials", basic=True)
         return Credentials(client_id, secret, basic=True)

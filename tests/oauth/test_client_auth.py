@@ -256,3 +256,17 @@ async def test_a_confidential_client_logs_users_in_and_their_tokens_name_it(clie
     assert response.status_code == 200, response.text
     # Capped by the client's allowed_scopes although the account also holds me:write.
     assert response.json()["scope"] == "me:read"
+
+
+async def test_empty_client_fields_and_an_empty_basic_pair_mean_no_client(client):
+    # What a client with nothing configured sends (Swagger UI among them).
+    account = await signup(client)
+    form = {"grant_type": "password", "username": account["username"], "password": PASSWORD}
+    empty_fields = await client.post(
+        "/auth/token", data={**form, "client_id": "", "client_secret": ""}
+    )
+    empty_basic = await client.post(
+        "/auth/token", data=form, headers={"Authorization": "Basic Og=="}
+    )
+    assert empty_fields.status_code == 200, empty_fields.text
+    assert empty_basic.status_code == 200, empty_basic.text

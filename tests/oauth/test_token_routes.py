@@ -155,6 +155,7 @@ async def test_admin_without_scope_parameter_gets_every_scope_it_holds(
     assert issued["scope"].split() == sorted(
         ["me:read", "me:write", "accounts:read", "accounts:write"]
         + ["roles:read", "roles:write", "audit:read"]
+        + ["clients:read", "clients:write", "tokens:introspect"]
     )
 
 
@@ -223,7 +224,7 @@ async def test_password_grant_without_a_credential_answers_invalid_request(
     assert_oauth_error(await token_request(client, **form), "invalid_request")
 
 
-@pytest.mark.parametrize("grant_type", ["client_credentials", "authorization_code", "PASSWORD"])
+@pytest.mark.parametrize("grant_type", ["implicit", "authorization_code", "PASSWORD"])
 async def test_other_grant_type_answers_unsupported_grant_type(
     client: httpx.AsyncClient, grant_type: str
 ) -> None:
