@@ -114,7 +114,8 @@ class GatehouseAuth:
 
     def _introspect(self, token: str, needed: str) -> dict[str, Any]:
         """Ask Gatehouse (RFC 7662): one round trip, and revocation shows at once."""
-        assert self.introspection_auth is not None  # noqa: S101 - set whenever this runs
+        if self.introspection_auth is None:
+            raise RuntimeError("introspection needs GATEHOUSE_CLIENT_ID and _SECRET")
         request = urllib.request.Request(  # noqa: S310 - the configured Gatehouse URL
             self.introspection_url,
             data=urllib.parse.urlencode({"token": token}).encode(),

@@ -18,8 +18,12 @@ from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, migrate
 from tests.servers import serve, server_env
 
 with warnings.catch_warnings():
-    # authlib's httpx integration says it prefers the httpx2 package; httpx it is here.
-    warnings.simplefilter("ignore", DeprecationWarning)
+    # authlib's httpx integration says it prefers the httpx2 package; httpx it is
+    # here. Its warning module forces "always" for its category when imported, so
+    # it is imported first and the "ignore" set after it.
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import OAuth2Client
 
 pytestmark = pytest.mark.slow
