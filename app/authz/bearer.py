@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import Account
 from app.authz.catalogue import GATEHOUSE_CLIENT, Principal, parse_scope
 from app.clients import service as clients_service
 from app.core.db import release_connection
@@ -32,6 +33,8 @@ class Verified:
     principal: Principal
     claims: dict[str, Any] | None = None
     personal_token: PersonalAccessToken | None = None
+    # The token's account as the liveness check loaded it (None for a client's).
+    account: Account | None = None
 
 
 def _version(claims: dict[str, Any]) -> int:
@@ -52,7 +55,9 @@ async def verify(db: AsyncSession, state: State, token: str) -> Verified | None:
     """The token's principal if it is live now, else None."""
     if token.startswith(personal_tokens.PREFIX):
         found = await personal_tokens.authenticate(db, token=token)
-        return None if found is None else Verified(found[0], personal_token=found[1])
+        if found is None:
+            return None
+        return Verified(found[0], personal_token=found[1], account=found[2])
     if db.in_transaction() and state.keyring.may_reload_for(token):
         await release_connection(db)  # reads only so far (client authentication)
     try:
@@ -83,15 +88,17 @@ async def verify(db: AsyncSession, state: State, token: str) -> Verified | None:
     except (TokenError, KeyError, ValueError, TypeError, AttributeError):
         return None
     if principal.session_id is not None and principal.account_id is not None:
-        live = await sessions_service.token_is_live(
+        live_account = await sessions_service.live_account(
             db,
             account_id=principal.account_id,
             session_id=principal.session_id,
             authz_version=version,
             idle_timeout=state.settings.session_idle_timeout_seconds,
         )
-    else:
-        live = await clients_service.client_token_is_live(
-            db, client_id=client_id, authz_version=version, scopes=scopes
-        )
+        if live_account is None:
+            return None
+        return Verified(principal, claims=claims, account=live_account)
+    live = await clients_service.client_token_is_live(
+        db, client_id=client_id, authz_version=version, scopes=scopes
+    )
     return Verified(principal, claims=claims) if live else None

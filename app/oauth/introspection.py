@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Account
 from app.authz import bearer
 from app.authz.catalogue import ALL_HELD, format_scope
 from app.clients import service as clients_service
@@ -25,12 +24,6 @@ from app.state import State
 
 INACTIVE: dict[str, Any] = {"active": False}
 MAX_TOKEN_LENGTH = 8192
-
-
-async def _username(db: AsyncSession, account_id: Any) -> str | None:
-    # From the identity map: the liveness check just loaded the account.
-    account = await db.get(Account, account_id)
-    return account.username if account else None
 
 
 async def _bearer_answer(db: AsyncSession, state: State, token: str) -> dict[str, Any] | None:
@@ -66,8 +59,8 @@ async def _bearer_answer(db: AsyncSession, state: State, token: str) -> dict[str
             "sub": str(row.account_id),
             "jti": str(row.id),
         }
-    if principal.account_id is not None:
-        answer["username"] = await _username(db, principal.account_id)
+    if verified.account is not None:
+        answer["username"] = verified.account.username
     return answer
 
 

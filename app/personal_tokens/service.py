@@ -218,8 +218,9 @@ _LIVE_TOKEN = (
 
 async def authenticate(
     db: AsyncSession, *, token: str
-) -> tuple[Principal, PersonalAccessToken] | None:
-    """Who a presented token speaks for now, or None when it is not live."""
+) -> tuple[Principal, PersonalAccessToken, Account] | None:
+    """Who a presented token speaks for now (with the token's row and its account),
+    or None when it is not live."""
     if not looks_like_token(token):
         return None
     now = utcnow()
@@ -227,6 +228,7 @@ async def authenticate(
     if not rows:
         return None
     row: PersonalAccessToken = rows[0][0]
+    account: Account = rows[0][1]
     held = {scope for _, _, scope in rows if scope is not None}
     cutoff = now - LAST_USED_RESOLUTION
     if row.last_used_at is None or row.last_used_at <= cutoff:
@@ -251,7 +253,7 @@ async def authenticate(
         kind="pat",
         token_id=str(row.id),
     )
-    return principal, row
+    return principal, row, account
 
 
 async def purge_expired(db: AsyncSession) -> int:

@@ -75,19 +75,20 @@ _LIVE_ACCOUNT = (
 )
 
 
-async def token_is_live(
+async def live_account(
     db: AsyncSession,
     *,
     account_id: uuid.UUID,
     session_id: uuid.UUID,
     authz_version: int,
     idle_timeout: int,
-) -> bool:
+) -> Account | None:
     """The per-request revocation check: one primary-key lookup joining the
     session to its account. A token stays good only while its session is live,
     the account active, and the account's authorisation unchanged since issue.
-    It loads the account into the request's session, so a handler reading it
-    costs no second query."""
+    Returns the account (None when the token is not live): a caller that keeps it
+    lets the request's session answer a later read of it without a query (the
+    identity map holds objects only while someone refers to them)."""
     now = utcnow()
     found = await db.scalars(
         _LIVE_ACCOUNT,
@@ -99,7 +100,26 @@ async def token_is_live(
             "authz_version": authz_version,
         },
     )
-    return found.first() is not None
+    return found.first()
+
+
+async def token_is_live(
+    db: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    session_id: uuid.UUID,
+    authz_version: int,
+    idle_timeout: int,
+) -> bool:
+    """Whether a session's access token is live now (see `live_account`)."""
+    account = await live_account(
+        db,
+        account_id=account_id,
+        session_id=session_id,
+        authz_version=authz_version,
+        idle_timeout=idle_timeout,
+    )
+    return account is not None
 
 
 async def _issue(
