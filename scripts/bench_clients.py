@@ -6,7 +6,8 @@ fresh PostgreSQL database (SQLite when PostgreSQL does not answer).
     .venv/bin/python -m scripts.bench_clients [--requests 200]
 
 A session's access token on the same endpoint and /healthz are measured in the
-same run as baselines.
+same run as baselines, the rows taken in turn so that outside load falls on each
+alike.
 """
 
 import argparse
@@ -32,17 +33,20 @@ WARM_UP = 20
 
 
 async def _timed(
-    count: int, call: Callable[[], Awaitable[httpx.Response]], expect: int = 200
-) -> list[float]:
-    for _ in range(WARM_UP):
-        await call()
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        response = await call()
-        times.append((time.perf_counter() - start) * 1000)
-        if response.status_code != expect:
-            raise RuntimeError(f"{response.status_code} {response.text}")
+    count: int, calls: dict[str, Callable[[], Awaitable[httpx.Response]]]
+) -> dict[str, list[float]]:
+    """`count` timings of each call, taken in turn (one of each, then again), so
+    that load from elsewhere on the machine falls on every row alike."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(WARM_UP + count):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            response = await call()
+            elapsed = (time.perf_counter() - start) * 1000
+            if response.status_code != 200:
+                raise RuntimeError(f"{name}: {response.status_code} {response.text}")
+            if round_ >= WARM_UP:
+                times[name].append(elapsed)
     return times
 
 
@@ -84,34 +88,27 @@ async def run(count: int) -> None:
             pat.raise_for_status()
             pat_token = pat.json()["token"]
 
-            rows = {
-                "POST /auth/token (client_credentials, Basic)": await _timed(
-                    count,
-                    lambda: http.post(
+            rows = await _timed(
+                count,
+                {
+                    "POST /auth/token (client_credentials, Basic)": lambda: http.post(
                         "/auth/token", data={"grant_type": "client_credentials"}, auth=auth
                     ),
-                ),
-                "POST /oauth/introspect (a PAT)": await _timed(
-                    count,
-                    lambda: http.post("/oauth/introspect", data={"token": pat_token}, auth=auth),
-                ),
-                "POST /oauth/introspect (a session access token)": await _timed(
-                    count,
-                    lambda: http.post("/oauth/introspect", data={"token": admin}, auth=auth),
-                ),
-                "GET /accounts/me with a PAT": await _timed(
-                    count,
-                    lambda: http.get(
+                    "POST /oauth/introspect (a PAT)": lambda: http.post(
+                        "/oauth/introspect", data={"token": pat_token}, auth=auth
+                    ),
+                    "POST /oauth/introspect (a session access token)": lambda: http.post(
+                        "/oauth/introspect", data={"token": admin}, auth=auth
+                    ),
+                    "GET /accounts/me with a PAT": lambda: http.get(
                         "/accounts/me", headers={"Authorization": f"Bearer {pat_token}"}
                     ),
-                ),
-                "GET /accounts/me with a session access token (baseline)": await _timed(
-                    count, lambda: http.get("/accounts/me", headers=headers)
-                ),
-                "GET /healthz (no token, no database)": await _timed(
-                    count, lambda: http.get("/healthz")
-                ),
-            }
+                    "GET /accounts/me with a session access token (baseline)": lambda: http.get(
+                        "/accounts/me", headers=headers
+                    ),
+                    "GET /healthz (no token, no database)": lambda: http.get("/healthz"),
+                },
+            )
     print(f"{count} sequential requests each, one uvicorn worker, {backend}:")
     print(f"{'request':58} {'median ms':>10} {'p90 ms':>8}")
     for name, times in rows.items():
