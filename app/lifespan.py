@@ -13,6 +13,7 @@ from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import Conflict
 from app.crypto.passwords import PasswordHasher
+from app.personal_tokens import service as personal_tokens
 from app.sessions import service as sessions_service
 from app.signing_keys.service import KeyRing
 from app.state import State
@@ -34,6 +35,7 @@ async def _purge_forever(state: State) -> None:
         try:
             async with state.sessionmaker() as db, db.begin():
                 await sessions_service.purge_expired(db, settings=settings)
+                await personal_tokens.purge_expired(db)
                 await throttle.purge_stale(
                     db, older_than_seconds=max(3600, settings.login_window_seconds)
                 )

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from app.accounts import routes as accounts
 from app.audit import routes as audit
+from app.clients import routes as clients
 from app.core import access_log
 from app.core.config import Settings, settings_or_exit
 from app.core.errors import install_error_handlers
@@ -14,6 +15,7 @@ from app.oauth import routes as oauth
 from app.observability import logs
 from app.observability import routes as observability
 from app.observability.middleware import RequestObservability
+from app.personal_tokens import routes as personal_tokens
 from app.roles import routes as roles
 from app.sessions import routes as sessions
 from app.signing_keys import routes as signing_keys
@@ -44,11 +46,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts.signup_router,
         oauth.router,
         sessions.router,
+        personal_tokens.router,
         accounts.router,
         roles.assignment_router,
         roles.router,
         roles.scopes_router,
         audit.router,
+        clients.router,
+        oauth.introspection_router,
         signing_keys.router,
         oauth.metadata_router,
         observability.router,

@@ -5,6 +5,8 @@ from sqlmodel import SQLModel
 
 from app.accounts.models import Account
 from app.audit.models import AuditEvent
+from app.clients.models import ClientRole, OAuthClient
+from app.personal_tokens.models import PersonalAccessToken
 from app.roles.models import AccountRole, Role, RoleScope, Scope
 from app.sessions.models import AuthSession, RefreshToken
 from app.signing_keys.models import SigningKey
@@ -15,7 +17,10 @@ __all__ = [
     "AccountRole",
     "AuditEvent",
     "AuthSession",
+    "ClientRole",
     "LoginThrottle",
+    "OAuthClient",
+    "PersonalAccessToken",
     "RefreshToken",
     "Role",
     "RoleScope",

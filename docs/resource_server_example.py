@@ -1,14 +1,28 @@
-"""A FastAPI service that accepts Gatehouse access tokens, knowing only the JWKS URL.
+"""A FastAPI service that accepts Gatehouse tokens: access tokens (JWTs) verified
+offline with the JWKS, and opaque tokens (personal access tokens) by asking
+Gatehouse's introspection endpoint (RFC 7662).
 
-Run it next to Gatehouse, from the repository root (same GATEHOUSE_ISSUER and
-GATEHOUSE_AUDIENCE as Gatehouse's; the defaults match `make run`):
+Run it from the repository root, next to Gatehouse (same GATEHOUSE_ISSUER and
+GATEHOUSE_AUDIENCE as Gatehouse's; the client id and secret are those of a
+confidential client whose role holds `tokens:introspect`):
 
-    GATEHOUSE_URL=http://127.0.0.1:8000 .venv/bin/uvicorn --app-dir docs resource_server_example:app --port 8001
+    GATEHOUSE_URL=http://127.0.0.1:8000 \\
+    GATEHOUSE_CLIENT_ID=... GATEHOUSE_CLIENT_SECRET=... \\
+    uvicorn docs.resource_server_example:app --port 8001
+
+Without a client id and secret it verifies JWTs only. With GATEHOUSE_INTROSPECT_ALL=true
+it introspects JWTs too, so a revocation (logout, disabled account, role change) is
+seen on the very next request instead of at the token's `exp`.
 
 Needs `fastapi` and `pyjwt[crypto]`; no Gatehouse code and no shared secret.
 """
 
+import base64
+import json
 import os
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Annotated, Any
 
 import jwt
@@ -22,7 +36,16 @@ ASYMMETRIC = {"RS256", "ES256"}
 class GatehouseAuth:
     """A `Security` dependency: verifies the bearer token, then the endpoint's scopes."""
 
-    def __init__(self, gatehouse_url: str, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        gatehouse_url: str,
+        *,
+        issuer: str,
+        audience: str,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        introspect_all: bool = False,
+    ) -> None:
         # Keeps the key set for five minutes, and fetches it again when a token names
         # a kid it has not seen (Gatehouse rotated its key), at most every 5 seconds:
         # PyJWT's default 30 s cooldown would turn tokens from a brand-new key away.
@@ -35,9 +58,16 @@ class GatehouseAuth:
         )
         self.issuer = issuer
         self.audience = audience
+        self.introspection_url = f"{gatehouse_url}/oauth/introspect"
+        self.introspection_auth: str | None = None
+        if client_id and client_secret:
+            # RFC 6749 §2.3.1: form-url-encode id and secret, then Basic-encode.
+            pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(client_secret)}"
+            self.introspection_auth = "Basic " + base64.b64encode(pair.encode()).decode()
+        self.introspect_all = introspect_all and self.introspection_auth is not None
 
-    # A plain `def`: FastAPI runs it in a thread, so the blocking JWKS fetch never
-    # stalls the event loop.
+    # A plain `def`: FastAPI runs it in a thread, so the blocking JWKS fetch or
+    # introspection call never stalls the event loop.
     def __call__(
         self,
         security_scopes: SecurityScopes,
@@ -49,6 +79,17 @@ class GatehouseAuth:
         if credentials is None:  # RFC 6750 §3.1: no error code when no token was sent
             raise self._challenge(401, None, needed)
         token = credentials.credentials
+        is_jwt = token.count(".") == 2
+        if self.introspect_all or (not is_jwt and self.introspection_auth):
+            claims = self._introspect(token, needed)
+        else:
+            claims = self._verify(token, needed)
+        if not set(security_scopes.scopes) <= set(str(claims["scope"]).split()):
+            raise self._challenge(403, "insufficient_scope", needed)
+        return claims
+
+    def _verify(self, token: str, needed: str) -> dict[str, Any]:
+        """Offline, with the JWKS: cheap, but blind to revocation until `exp`."""
         try:
             header = jwt.get_unverified_header(token)
             if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
@@ -69,9 +110,36 @@ class GatehouseAuth:
             raise HTTPException(503, "Cannot reach the token issuer") from exc
         except jwt.PyJWTError as exc:
             raise self._challenge(401, "invalid_token", needed) from exc
-        if not set(security_scopes.scopes) <= set(str(claims["scope"]).split()):
-            raise self._challenge(403, "insufficient_scope", needed)
         return claims
+
+    def _introspect(self, token: str, needed: str) -> dict[str, Any]:
+        """Ask Gatehouse (RFC 7662): one round trip, and revocation shows at once."""
+        if self.introspection_auth is None:
+            raise RuntimeError("introspection needs GATEHOUSE_CLIENT_ID and _SECRET")
+        request = urllib.request.Request(  # noqa: S310 - the configured Gatehouse URL
+            self.introspection_url,
+            data=urllib.parse.urlencode({"token": token}).encode(),
+            headers={
+                "Authorization": self.introspection_auth,
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                answer: dict[str, Any] = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            # Unreachable, or our own client credentials refused (401 invalid_client).
+            raise HTTPException(503, "Cannot ask the token issuer") from exc
+        # A refresh token is live too, but it is no bearer token: only "Bearer" counts.
+        if (
+            answer.get("active") is not True
+            or answer.get("token_type") != "Bearer"
+            or answer.get("aud") != self.audience
+            or answer.get("iss") != self.issuer
+        ):
+            raise self._challenge(401, "invalid_token", needed)
+        return answer
 
     @staticmethod
     def _challenge(status: int, error: str | None, scope: str) -> HTTPException:
@@ -81,8 +149,23 @@ class GatehouseAuth:
         return HTTPException(status, detail, headers={"WWW-Authenticate": value})
 
 
-def create_app(gatehouse_url: str, *, issuer: str, audience: str = "gatehouse") -> FastAPI:
-    auth = GatehouseAuth(gatehouse_url, issuer=issuer, audience=audience)
+def create_app(
+    gatehouse_url: str,
+    *,
+    issuer: str,
+    audience: str = "gatehouse",
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    introspect_all: bool = False,
+) -> FastAPI:
+    auth = GatehouseAuth(
+        gatehouse_url,
+        issuer=issuer,
+        audience=audience,
+        client_id=client_id,
+        client_secret=client_secret,
+        introspect_all=introspect_all,
+    )
     app = FastAPI(title="Orders")
 
     @app.get("/orders")
@@ -100,4 +183,7 @@ app = create_app(
     GATEHOUSE_URL,
     issuer=os.environ.get("GATEHOUSE_ISSUER", "http://localhost:8000"),
     audience=os.environ.get("GATEHOUSE_AUDIENCE", "gatehouse"),
+    client_id=os.environ.get("GATEHOUSE_CLIENT_ID"),
+    client_secret=os.environ.get("GATEHOUSE_CLIENT_SECRET"),
+    introspect_all=os.environ.get("GATEHOUSE_INTROSPECT_ALL", "").lower() == "true",
 )

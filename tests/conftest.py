@@ -146,6 +146,8 @@ async def reset_database(url: str) -> None:
         for table in (
             "refresh_token",
             "auth_session",
+            "personal_access_token",
+            "client_role",
             "account_role",
             "account",
             "audit_event",
@@ -153,6 +155,13 @@ async def reset_database(url: str) -> None:
             "role_scope",
         ):
             await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+        await conn.execute(text("DELETE FROM oauth_client WHERE builtin = :f"), {"f": False})
+        await conn.execute(
+            text(
+                "UPDATE oauth_client SET is_active = :t, authz_version = 1, allowed_scopes = '[]'"
+            ),
+            {"t": True},
+        )
         await conn.execute(text("DELETE FROM role WHERE builtin = :f"), {"f": False})
         await conn.execute(text("DELETE FROM scope WHERE builtin = :f"), {"f": False})
         for role, (_, scopes) in BUILTIN_ROLES.items():

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.authz.catalogue import BUILTIN_ROLES, BUILTIN_SCOPES
+from app.authz.catalogue import BUILTIN_ROLES, BUILTIN_SCOPES, OIDC_SCOPES, PERMISSION_SCOPES
 from app.tables import SQLModel
 from tests.conftest import downgrade, migrate
 
@@ -23,7 +23,10 @@ TABLES = {
     "account_role",
     "audit_event",
     "auth_session",
+    "client_role",
     "login_throttle",
+    "oauth_client",
+    "personal_access_token",
     "refresh_token",
     "role",
     "role_scope",
@@ -95,13 +98,14 @@ def test_models_and_migrations_agree(fresh_url: str) -> None:
     assert on_connection(fresh_url, differences) == []
 
 
-def test_seed_holds_the_eight_builtin_scopes(fresh_url: str) -> None:
+def test_seed_holds_every_builtin_scope(fresh_url: str) -> None:
     migrate(fresh_url)
     seeded = rows(fresh_url, "SELECT name, description, builtin FROM scope")
     assert {(name, bool(builtin)) for name, _, builtin in seeded} == {
         (name, True) for name in BUILTIN_SCOPES
     }
-    assert len(seeded) == 8
+    assert {"clients:read", "clients:write", "tokens:introspect"} <= set(BUILTIN_SCOPES)
+    assert {"openid", "profile", "email"} <= set(BUILTIN_SCOPES)
     assert all(description for _, description, _ in seeded)
 
 
@@ -114,7 +118,63 @@ def test_seed_holds_the_builtin_roles_with_their_scopes(fresh_url: str) -> None:
     links: dict[str, set[str]] = {}
     for role, scope in rows(fresh_url, "SELECT role_name, scope_name FROM role_scope"):
         links.setdefault(role, set()).add(scope)
-    assert links == {"user": {"me:read", "me:write"}, "admin": set(BUILTIN_SCOPES)}
+    assert links == {"user": {"me:read", "me:write"}, "admin": set(PERMISSION_SCOPES)}
+
+
+def test_no_role_holds_the_openid_connect_scopes(fresh_url: str) -> None:
+    migrate(fresh_url)
+    held = {scope for _, scope in rows(fresh_url, "SELECT role_name, scope_name FROM role_scope")}
+    assert held.isdisjoint(OIDC_SCOPES)
+
+
+def test_seed_holds_the_builtin_gatehouse_client(fresh_url: str) -> None:
+    migrate(fresh_url)
+    [(client_id, client_type, builtin, first_party, is_active, secret)] = rows(
+        fresh_url,
+        "SELECT client_id, type, builtin, first_party, is_active, secret_hash FROM oauth_client",
+    )
+    assert (client_id, client_type, bool(builtin), bool(first_party), bool(is_active)) == (
+        "gatehouse",
+        "public",
+        True,
+        True,
+        True,
+    )
+    assert secret is None
+
+
+def test_sessions_from_before_the_clients_migration_belong_to_the_builtin_client(
+    fresh_url: str,
+) -> None:
+    migrate(fresh_url, "0002")
+    account, session = "0" * 31 + "1", "0" * 31 + "2"
+    on_connection(
+        fresh_url,
+        lambda c: (
+            c.execute(
+                text(
+                    "INSERT INTO account (id, username, username_key, password_hash, is_active,"
+                    " authz_version, created_at, updated_at) VALUES (:id, 'old', 'old', 'x',"
+                    " :t, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": account, "t": True},
+            ),
+            c.execute(
+                text(
+                    "INSERT INTO auth_session (id, account_id, scope, created_at, last_used_at,"
+                    " expires_at) VALUES (:id, :account, '*', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                ),
+                {"id": session, "account": account},
+            ),
+            c.commit(),  # type: ignore[func-returns-value]
+        ),
+    )
+    migrate(fresh_url)
+    assert rows(fresh_url, "SELECT client_id FROM auth_session") == [("gatehouse",)]
+    downgrade(fresh_url, "0002")
+    assert len(rows(fresh_url, "SELECT id FROM auth_session")) == 1
+    assert "oauth_client" not in table_names(fresh_url)
 
 
 def test_seed_matches_the_code_catalogue(fresh_url: str) -> None:

@@ -187,3 +187,68 @@ async def test_concurrent_refreshes_of_one_token_on_both_instances_give_one_succ
             r.text for r in responses
         ]
         assert {r.json()["error"] for r in responses if r.status_code == 400} == {"invalid_grant"}
+
+
+async def _admin_headers(http: httpx.AsyncClient) -> dict[str, str]:
+    return bearer((await _login(http, ADMIN_USERNAME, ADMIN_PASSWORD))["access_token"])
+
+
+async def test_a_disabled_clients_token_is_refused_by_the_other_instance_on_the_next_request(
+    instances,
+):
+    url_a, url_b = instances
+    async with _http(url_a) as a, _http(url_b) as b:
+        admin = await _admin_headers(a)
+        role = await a.post(
+            "/roles",
+            json={"name": unique_name("reader"), "scopes": ["accounts:read"]},
+            headers=admin,
+        )
+        created = await a.post(
+            "/clients",
+            json={
+                "name": "reporting",
+                "type": "confidential",
+                "grant_types": ["client_credentials"],
+                "roles": [role.json()["name"]],
+            },
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        client = created.json()
+        issued = await b.post(
+            "/auth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        assert issued.status_code == 200, issued.text
+        headers = bearer(issued.json()["access_token"])
+        assert (await b.get("/accounts", headers=headers)).status_code == 200
+
+        disabled = await a.patch(
+            f"/clients/{client['client_id']}", json={"is_active": False}, headers=admin
+        )
+        assert disabled.status_code == 200, disabled.text
+
+        _assert_invalid_token(await b.get("/accounts", headers=headers))
+
+
+async def test_a_personal_access_token_revoked_on_one_instance_is_refused_by_the_other(instances):
+    url_a, url_b = instances
+    async with _http(url_a) as a, _http(url_b) as b:
+        tokens = await _signup_and_login(a)
+        created = await a.post(
+            "/accounts/me/tokens",
+            json={"name": "ci", "scopes": ["me:read"]},
+            headers=bearer(tokens["access_token"]),
+        )
+        assert created.status_code == 201, created.text
+        pat = created.json()
+        assert (await b.get("/accounts/me", headers=bearer(pat["token"]))).status_code == 200
+
+        revoked = await a.delete(
+            f"/accounts/me/tokens/{pat['id']}", headers=bearer(tokens["access_token"])
+        )
+        assert revoked.status_code == 204
+
+        _assert_invalid_token(await b.get("/accounts/me", headers=bearer(pat["token"])))

@@ -344,12 +344,13 @@ async def change_password(
     hasher: PasswordHasher,
     slots: asyncio.Semaphore,
     account_id: uuid.UUID,
-    session_id: uuid.UUID,
+    session_id: uuid.UUID | None,
     current_password: str,
     new_password: str,
     origin: RequestOrigin,
 ) -> None:
-    """Verify the current password, store the new one, end every other session.
+    """Verify the current password, store the new one, end every other session
+    (every session, when the request came with a personal access token).
 
     The new hash is stored only if the account is still active and still has the
     hash that was verified (one conditional UPDATE, which also locks the row until

@@ -4,6 +4,7 @@ app, so every layer may use it."""
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 BUILTIN_SCOPES: dict[str, str] = {
     "me:read": "Read own account and own sessions",
@@ -14,17 +15,29 @@ BUILTIN_SCOPES: dict[str, str] = {
     "roles:write": "Create, change and delete roles and custom scopes; assign roles",
     "audit:read": "Read the audit log",
     "metrics:read": "Scrape GET /metrics (Prometheus)",
+    "clients:read": "List and read OAuth clients",
+    "clients:write": "Register, change and delete OAuth clients; rotate their secrets",
+    "tokens:introspect": "Call the token introspection endpoint (resource servers)",
+    "openid": "OpenID Connect: an ID token",
+    "profile": "OpenID Connect: the account's username",
+    "email": "OpenID Connect: the account's email address",
 }
-# OpenID Connect requests for identity claims: no role carries them (CONTRACT.md).
-IDENTITY_SCOPES = frozenset({"openid", "profile", "email"})
-# What the guardrails call "every built-in permission scope".
-PERMISSION_SCOPES = frozenset(BUILTIN_SCOPES) - IDENTITY_SCOPES
+# Requests for identity claims, not permissions: they belong to no role, any
+# account may request them, and they are granted only when requested.
+OIDC_SCOPES = frozenset({"openid", "profile", "email"})
+PERMISSION_SCOPES = frozenset(BUILTIN_SCOPES.keys() - OIDC_SCOPES)
+# Scopes that act as an account on itself: a client's own token never carries them.
+ACCOUNT_SCOPES = frozenset({"me:read", "me:write"})
+# The name the guardrails' code used first for the same set.
+IDENTITY_SCOPES = OIDC_SCOPES
 USER_ROLE = "user"
 ADMIN_ROLE = "admin"
 BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
     USER_ROLE: ("Every signed-up account", frozenset({"me:read", "me:write"})),
-    ADMIN_ROLE: ("Administers accounts, roles and scopes", frozenset(BUILTIN_SCOPES)),
+    ADMIN_ROLE: ("Administers accounts, roles and scopes", PERMISSION_SCOPES),
 }
+# The built-in public client: what a token request without `client_id` means.
+GATEHOUSE_CLIENT = "gatehouse"
 # A session's stored scope when its login named none: it follows the account's
 # roles at each refresh. No scope name can be "*" (names start with a letter or digit).
 ALL_HELD = "*"
@@ -63,10 +76,32 @@ def holds_all(held: set[str] | frozenset[str], wanted: set[str], *, is_admin: bo
     return not missing
 
 
+# What kind of bearer a principal was authenticated by: a session's access token,
+# a client-credentials token (the client itself, no account), or a personal
+# access token (an account, no session).
+TokenKind = Literal["session", "client", "pat"]
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a verified, live access token speaks for."""
+    """Who a verified, live bearer token speaks for.
+
+    `account_id` is None for a client-credentials token (its subject is the
+    client); `session_id` is None for every token that is not a session's.
+    `scopes` are the scopes the token may use now."""
+
+    account_id: uuid.UUID | None
+    session_id: uuid.UUID | None
+    scopes: frozenset[str]
+    client_id: str = GATEHOUSE_CLIENT
+    kind: TokenKind = "session"
+    # The access token's `jti`, or a personal access token's id.
+    token_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPrincipal(Principal):
+    """A principal that speaks for an account: what routes that act as an account
+    (its own data, or as the actor of an admin change) receive."""
 
     account_id: uuid.UUID
-    session_id: uuid.UUID
-    scopes: frozenset[str]

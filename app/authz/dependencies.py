@@ -1,16 +1,14 @@
-"""The `Security` dependency every protected route declares its scopes with."""
+"""The `Security` dependencies every protected route declares its scopes with."""
 
-import uuid
 from typing import Annotated
 
 from fastapi import Depends, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
-from app.authz.catalogue import BUILTIN_SCOPES, Principal, parse_scope
+from app.authz import bearer
+from app.authz.catalogue import BUILTIN_SCOPES, AccountPrincipal, Principal
 from app.core.db import DbSession
 from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated
-from app.crypto.jwt import TokenError
-from app.sessions import service as sessions_service
 from app.state import StateDep
 
 # Reads the token from the Authorization header only (RFC 6750 §2.1); a token in
@@ -26,7 +24,8 @@ async def require_scopes(
     db: DbSession,
     token: str | None = Depends(oauth2_scheme),
 ) -> Principal:
-    """Verify the bearer token, check its session is live, then its scopes.
+    """Verify the bearer token (a session's, a client's own, or a personal access
+    token), check it is live, then its scopes.
 
     401 when the token is missing or not valid now, 403 when it lacks a scope;
     both with the RFC 6750 §3 challenge naming what the endpoint needs.
@@ -34,40 +33,51 @@ async def require_scopes(
     needed = security_scopes.scope_str
     if not token:
         raise NotAuthenticated(scope=needed)
-    try:
-        claims = await state.keyring.verify(token)
-        principal = Principal(
-            account_id=uuid.UUID(claims["sub"]),
-            session_id=uuid.UUID(claims["sid"]),
-            scopes=frozenset(parse_scope(claims["scope"])),
-        )
-        version = claims["ver"]
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise TokenError("bad ver")
-    except (TokenError, KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise InvalidToken(scope=needed) from exc
-    if not await sessions_service.token_is_live(
-        db,
-        account_id=principal.account_id,
-        session_id=principal.session_id,
-        authz_version=version,
-        idle_timeout=state.settings.session_idle_timeout_seconds,
-    ):
+    verified = await bearer.verify(db, state, token)
+    if verified is None:
         raise InvalidToken(scope=needed)
+    principal = verified.principal
     if not set(security_scopes.scopes) <= principal.scopes:
         raise InsufficientScope(scope=needed)
     return principal
 
 
-AnyToken = Annotated[Principal, Security(require_scopes, scopes=[])]
-MeRead = Annotated[Principal, Security(require_scopes, scopes=["me:read"])]
-MeWrite = Annotated[Principal, Security(require_scopes, scopes=["me:write"])]
+class NoAccount(InsufficientScope):
+    detail = "This endpoint acts as an account; a client's own token has none"
+
+
+async def require_account(
+    security_scopes: SecurityScopes,
+    principal: Annotated[Principal, Security(require_scopes)],
+) -> AccountPrincipal:
+    """As `require_scopes`, for routes that act as an account (its own data, or as
+    the actor an admin change is checked against and recorded under): a client's
+    own token, which speaks for no account, gets 403."""
+    if principal.account_id is None:
+        raise NoAccount(scope=security_scopes.scope_str)
+    return AccountPrincipal(
+        account_id=principal.account_id,
+        session_id=principal.session_id,
+        scopes=principal.scopes,
+        client_id=principal.client_id,
+        kind=principal.kind,
+        token_id=principal.token_id,
+    )
+
+
+AnyToken = Annotated[AccountPrincipal, Security(require_account, scopes=[])]
+MeRead = Annotated[AccountPrincipal, Security(require_account, scopes=["me:read"])]
+MeWrite = Annotated[AccountPrincipal, Security(require_account, scopes=["me:write"])]
 AccountsRead = Annotated[Principal, Security(require_scopes, scopes=["accounts:read"])]
-AccountsWrite = Annotated[Principal, Security(require_scopes, scopes=["accounts:write"])]
+AccountsWrite = Annotated[AccountPrincipal, Security(require_account, scopes=["accounts:write"])]
+# Revoking another account's personal access token needs no acting account.
+AccountsAdmin = Annotated[Principal, Security(require_scopes, scopes=["accounts:write"])]
 RolesRead = Annotated[Principal, Security(require_scopes, scopes=["roles:read"])]
-RolesWrite = Annotated[Principal, Security(require_scopes, scopes=["roles:write"])]
+RolesWrite = Annotated[AccountPrincipal, Security(require_account, scopes=["roles:write"])]
 AuditRead = Annotated[Principal, Security(require_scopes, scopes=["audit:read"])]
 MetricsRead = Annotated[Principal, Security(require_scopes, scopes=["metrics:read"])]
+ClientsRead = Annotated[Principal, Security(require_scopes, scopes=["clients:read"])]
+ClientsWrite = Annotated[Principal, Security(require_scopes, scopes=["clients:write"])]
 
 # Error answers every protected route can give, for the OpenAPI document.
 AUTH_ERRORS: dict[int | str, dict[str, str]] = {

@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     # that one office behind a NAT (or every local client) does not lock itself out.
     login_max_failures_per_address: int = Field(100, ge=1)
     trusted_proxies: CsvList = []
+    # The resource owner password grant, for every client (RFC 9700 §2.4 advises
+    # against it; deployments with the code flow can switch it off).
+    password_grant_enabled: bool = True
+    # Longest (and default) lifetime of a personal access token.
+    pat_max_days: int = Field(90, ge=1, le=3650)
     # Signups per client address per window (one hour).
     signup_max_per_hour: int = Field(20, ge=1)
 

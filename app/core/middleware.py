@@ -123,9 +123,10 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         is_docs = scope["path"].startswith("/docs")
-        # Token, revocation and session answers carry secrets or personal data;
-        # RFC 6749 §5.1 wants no-store on token responses, errors and 413s included.
-        is_auth = scope["path"].startswith("/auth/")
+        # Token, revocation, introspection and session answers carry secrets or
+        # personal data; RFC 6749 §5.1 wants no-store on token responses, errors and
+        # 413s included (RFC 7662 §4 likewise for introspection).
+        is_auth = scope["path"].startswith(("/auth/", "/oauth/"))
         # Whatever answers a request that carries credentials is about someone:
         # no cache, shared or private, may keep it (RFC 9111 §5.2.2.5).
         authenticated = any(name in _CREDENTIAL_HEADERS for name, _ in scope["headers"])

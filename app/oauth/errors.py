@@ -36,3 +36,21 @@ class UnsupportedGrantType(OAuthError):
 
 class InvalidScope(OAuthError):
     error = "invalid_scope"
+
+
+class InvalidClient(OAuthError):
+    """§5.2: client authentication failed (unknown client, wrong or missing secret,
+    more than one method). 401, with a Basic challenge when Basic was tried."""
+
+    status_code = 401
+    error = "invalid_client"
+
+    def __init__(self, description: str, *, basic: bool = False):
+        super().__init__(
+            description,
+            headers={"WWW-Authenticate": 'Basic realm="gatehouse"'} if basic else None,
+        )
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"

@@ -1,51 +1,68 @@
-"""The token endpoint (RFC 6749), revocation (RFC 7009) and the authorization
-server's metadata (RFC 8414)."""
+"""The token endpoint (RFC 6749), revocation (RFC 7009), introspection (RFC 7662)
+and the authorization server's metadata (RFC 8414)."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Response, status
+from fastapi.responses import JSONResponse
 
 from app.core.db import DbSession
 from app.core.network import OriginDep
-from app.oauth.errors import InvalidRequest
+from app.oauth import introspection, revocation
+from app.oauth.client_auth import IntrospectingClient, TokenClient
+from app.oauth.errors import NO_STORE, InvalidRequest
 from app.oauth.form import SingleValuedForm
-from app.oauth.grants import TokenRequest, grant_for
+from app.oauth.grants import TokenRequest, dispatch
 from app.roles import service as roles_service
-from app.sessions import service as sessions_service
 from app.sessions.schemas import TokenResponse
 from app.state import SettingsDep, StateDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 metadata_router = APIRouter(prefix="/.well-known", tags=["discovery"])
+introspection_router = APIRouter(prefix="/oauth", tags=["oauth"])
 
 OAUTH_ERRORS: dict[int | str, dict[str, str]] = {
     400: {
         "description": (
-            "RFC 6749 error: invalid_request, invalid_grant, "
+            "RFC 6749 error: invalid_request, invalid_grant, unauthorized_client, "
             "unsupported_grant_type or invalid_scope"
         )
     },
+    401: {"description": "invalid_client: client authentication failed"},
     429: {"description": "Too many failed attempts; see Retry-After"},
     503: {"description": "Login capacity exhausted; see Retry-After"},
 }
 FormField = Annotated[str | None, Form()]
 MAX_PARAM_LENGTH = 4096
+# RFC 8414 §2 names; "none" is a public client sending its client_id alone.
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
-@router.post("/token", response_model=TokenResponse, responses=OAUTH_ERRORS)
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    responses=OAUTH_ERRORS,
+)
 async def issue_token(
     db: DbSession,
     state: StateDep,
     origin: OriginDep,
     _form: SingleValuedForm,
+    client: TokenClient,
     grant_type: FormField = None,
     username: FormField = None,
     password: FormField = None,
     refresh_token: FormField = None,
     scope: FormField = None,
+    # Read with the Authorization header by `client_auth`; declared for the document.
     client_id: FormField = None,
+    client_secret: FormField = None,
 ) -> TokenResponse:
-    """OAuth 2.0 token endpoint (RFC 6749): `password` and `refresh_token` grants."""
+    """OAuth 2.0 token endpoint (RFC 6749): `password`, `refresh_token` and
+    `client_credentials` grants; clients authenticate by `client_secret_basic` or
+    `client_secret_post`, public ones send `client_id` alone (or nothing, for the
+    built-in `gatehouse` client)."""
     params = {
         name: value
         for name, value in (
@@ -59,24 +76,62 @@ async def issue_token(
     for name, value in params.items():
         if "\x00" in value or len(value) > MAX_PARAM_LENGTH:
             raise InvalidRequest(f"Malformed {name}")
-    grant = grant_for(grant_type)
-    return await grant(db, TokenRequest(params=params, origin=origin), state)
+    return await dispatch(
+        db, grant_type, TokenRequest(params=params, origin=origin, client=client), state
+    )
 
 
-@router.post("/revoke", status_code=status.HTTP_200_OK)
+@router.post(
+    "/revoke",
+    status_code=status.HTTP_200_OK,
+    responses={401: {"description": "invalid_client: client authentication failed"}},
+)
 async def revoke_token(
     db: DbSession,
     state: StateDep,
     origin: OriginDep,
+    client: TokenClient,
     token: FormField = None,
     token_type_hint: FormField = None,
+    # Read with the Authorization header by `client_auth`; declared for the document.
+    client_id: FormField = None,
+    client_secret: FormField = None,
 ) -> Response:
-    """RFC 7009 revocation: ends the session of a refresh or access token. Always 200."""
-    if token and len(token) <= 8192 and "\x00" not in token:
-        await sessions_service.revoke(
-            db, keyring=state.keyring, token=token, hint=token_type_hint, ip=origin.ip
+    """RFC 7009 revocation of a token issued to the requesting client: a session's
+    refresh or access token ends its session. Always 200."""
+    if token:
+        await revocation.revoke(
+            db,
+            keyring=state.keyring,
+            client_id=client.client.client_id,
+            token=token,
+            hint=token_type_hint,
+            ip=origin.ip,
         )
     return Response(status_code=status.HTTP_200_OK)
+
+
+@introspection_router.post(
+    "/introspect",
+    responses={
+        400: {"description": "invalid_request: no token"},
+        401: {"description": "invalid_client: not a client allowed to introspect"},
+    },
+)
+async def introspect_token(
+    db: DbSession,
+    state: StateDep,
+    _: IntrospectingClient,
+    token: FormField = None,
+    token_type_hint: FormField = None,
+    # Read with the Authorization header by `client_auth`; declared for the document.
+    client_id: FormField = None,
+    client_secret: FormField = None,
+) -> JSONResponse:
+    """RFC 7662 introspection, for resource servers' clients holding
+    `tokens:introspect`: `{"active": false}` for anything not live now."""
+    answer = await introspection.introspect(db, state, token=token)
+    return JSONResponse(answer, headers=NO_STORE)
 
 
 @metadata_router.get("/oauth-authorization-server")
@@ -88,10 +143,16 @@ async def authorization_server_metadata(db: DbSession, settings: SettingsDep) ->
         "issuer": settings.issuer,
         "token_endpoint": f"{issuer}/auth/token",
         "revocation_endpoint": f"{issuer}/auth/revoke",
-        "scopes_supported": [s.name for s in scopes],
-        "grant_types_supported": ["password", "refresh_token"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["none"],
-        "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "scopes_supported": [s.name for s in scopes],
+        "grant_types_supported": [
+            *(["password"] if settings.password_grant_enabled else []),
+            "refresh_token",
+            "client_credentials",
+        ],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[:2],
     }

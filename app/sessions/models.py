@@ -20,6 +20,16 @@ class AuthSession(SQLModel, table=True):
             sa.Uuid, sa.ForeignKey("account.id", ondelete="CASCADE"), nullable=False, index=True
         )
     )
+    # The client the session was opened through: its refresh tokens work for that
+    # client only (RFC 6749 §10.4), and deleting the client ends the session.
+    client_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(64),
+            sa.ForeignKey("oauth_client.client_id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        )
+    )
     # Scopes granted at login; a refresh may narrow them, never widen.
     scope: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
     created_at: datetime = Field(

@@ -20,5 +20,6 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the RFC 6749 token type, not a secret
     expires_in: int
-    refresh_token: str
+    # None for the client-credentials grant (RFC 6749 §4.4.3), and then left out.
+    refresh_token: str | None = None
     scope: str

@@ -9,7 +9,7 @@ is treated as theft and ends the whole session (RFC 9700 §4.14.2).
 import hashlib
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -30,10 +30,10 @@ from sqlmodel import col
 
 from app.accounts.models import Account
 from app.audit import service as audit
-from app.authz.catalogue import ALL_HELD, format_scope, parse_scope
+from app.authz.catalogue import ALL_HELD, GATEHOUSE_CLIENT, format_scope, parse_scope
 from app.core.config import Settings
 from app.core.db import released_after
-from app.core.errors import NotFound
+from app.core.errors import Forbidden, NotFound
 from app.core.models import UTCDateTime, utcnow, uuid7
 from app.core.schemas import public
 from app.crypto.jwt import TokenError
@@ -88,19 +88,20 @@ _LIVE_ACCOUNT = (
 )
 
 
-async def token_is_live(
+async def live_account(
     db: AsyncSession,
     *,
     account_id: uuid.UUID,
     session_id: uuid.UUID,
     authz_version: int,
     idle_timeout: int,
-) -> bool:
+) -> Account | None:
     """The per-request revocation check: one primary-key lookup joining the
     session to its account. A token stays good only while its session is live,
     the account active, and the account's authorisation unchanged since issue.
-    It loads the account into the request's session, so a handler reading it
-    costs no second query."""
+    Returns the account (None when the token is not live): a caller that keeps it
+    lets the request's session answer a later read of it without a query (the
+    identity map holds objects only while someone refers to them)."""
     now = utcnow()
     found = await db.scalars(
         _LIVE_ACCOUNT,
@@ -112,7 +113,26 @@ async def token_is_live(
             "authz_version": authz_version,
         },
     )
-    return found.first() is not None
+    return found.first()
+
+
+async def token_is_live(
+    db: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    session_id: uuid.UUID,
+    authz_version: int,
+    idle_timeout: int,
+) -> bool:
+    """Whether a session's access token is live now (see `live_account`)."""
+    account = await live_account(
+        db,
+        account_id=account_id,
+        session_id=session_id,
+        authz_version=authz_version,
+        idle_timeout=idle_timeout,
+    )
+    return account is not None
 
 
 async def _issue(
@@ -122,10 +142,11 @@ async def _issue(
     keyring: KeyRing,
     account: Account,
     session_id: uuid.UUID,
+    client_id: str,
     scope: str,
 ) -> TokenResponse:
     """A new refresh token for the session (256 random bits, kept as a hash) and
-    an access token carrying `scope`."""
+    an access token carrying `scope` and the client it was issued to (RFC 9068 §2.2)."""
     refresh_token = secrets.token_urlsafe(32)
     db.add(RefreshToken(token_hash=hash_refresh_token(refresh_token), session_id=session_id))
     await db.flush()
@@ -136,6 +157,7 @@ async def _issue(
             "aud": settings.audience,
             "sub": str(account.id),
             "sid": str(session_id),
+            "client_id": client_id,
             "jti": secrets.token_urlsafe(16),
             "iat": now,
             "exp": now + settings.access_token_ttl_seconds,
@@ -165,8 +187,10 @@ async def start_session(
     user_agent: str | None,
     ip: str | None,
     all_held: bool = False,
+    client_id: str = GATEHOUSE_CLIENT,
 ) -> TokenResponse | None:
-    """Open a session (one login) and issue its first token pair; audited as a login.
+    """Open a session (one login) through `client_id` and issue its first token
+    pair; audited as a login.
 
     None, and no session, unless the account is still active and, when
     `password_hash` is given, still has the hash the password was verified
@@ -183,6 +207,7 @@ async def start_session(
     values = {
         "id": session_id,
         "account_id": account.id,
+        "client_id": client_id,
         "scope": ALL_HELD if all_held else scope,
         "created_at": now,
         "last_used_at": now,
@@ -211,15 +236,14 @@ async def start_session(
         keyring=keyring,
         account=account,
         session_id=session_id,
+        client_id=client_id,
         scope=scope,
     )
+    detail = {"scope": tokens.scope}
+    if client_id != GATEHOUSE_CLIENT:
+        detail["client_id"] = client_id
     await audit.record(
-        db,
-        action="auth.login",
-        actor=account.id,
-        target=str(account.id),
-        ip=ip,
-        detail={"scope": tokens.scope},
+        db, action="auth.login", actor=account.id, target=str(account.id), ip=ip, detail=detail
     )
     return tokens
 
@@ -232,9 +256,16 @@ async def refresh(
     refresh_token: str,
     requested: list[str],
     ip: str | None,
+    client_id: str = GATEHOUSE_CLIENT,
+    scope_cap: set[str] | None = None,
 ) -> TokenResponse:
     """Rotate: claim the presented token, issue a new pair. Scopes are recomputed
-    from the account's roles now and narrowed by `requested` (RFC 6749 §6)."""
+    from the account's roles now, capped by the client's `scope_cap`, and narrowed
+    by `requested` (RFC 6749 §6).
+
+    A refresh token works only for the client it was issued to (RFC 6749 §10.4):
+    another client presenting it gets `invalid_grant` and leaves it unused, so a
+    thief's attempt through another client can neither use nor burn it."""
     now = utcnow()
     token_hash = hash_refresh_token(refresh_token)
     row = (
@@ -244,6 +275,7 @@ async def refresh(
             .join(Account, col(Account.id) == col(AuthSession.account_id))
             .where(
                 col(RefreshToken.token_hash) == token_hash,
+                col(AuthSession.client_id) == client_id,
                 _live_now(settings),
                 col(Account.is_active).is_(True),
             )
@@ -254,6 +286,8 @@ async def refresh(
     token, auth_session, account = row
     if token.used_at is None:
         held, _ = await roles_service.effective_scopes(db, account.id)
+        if scope_cap is not None:
+            held &= scope_cap
         granted = held if auth_session.scope == ALL_HELD else set(parse_scope(auth_session.scope))
         if requested and not set(requested) <= granted:
             # Checked before the claim: a refused request leaves the token unused.
@@ -283,6 +317,7 @@ async def refresh(
                 keyring=keyring,
                 account=account,
                 session_id=auth_session.id,
+                client_id=client_id,
                 scope=format_scope(scopes),
             )
     # Reuse: the token was already spent (perhaps by a racing request a moment ago).
@@ -298,6 +333,34 @@ async def refresh(
             detail={"session_id": str(auth_session.id)},
         )
     raise _invalid_grant()
+
+
+async def live_refresh_token(
+    db: AsyncSession, *, settings: Settings, token: str
+) -> tuple[RefreshToken, AuthSession, Account] | None:
+    """The refresh token, its session and account, when the token would refresh
+    now (unused, session live, account active); for introspection (RFC 7662)."""
+    row = (
+        await db.execute(
+            select(RefreshToken, AuthSession, Account)
+            .join(AuthSession, col(AuthSession.id) == col(RefreshToken.session_id))
+            .join(Account, col(Account.id) == col(AuthSession.account_id))
+            .where(
+                col(RefreshToken.token_hash) == hash_refresh_token(token),
+                col(RefreshToken.used_at).is_(None),
+                _live_now(settings),
+                col(Account.is_active).is_(True),
+            )
+        )
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def session_expiry(auth_session: AuthSession, settings: Settings) -> datetime:
+    """When the session ends if nothing else ends it: its absolute lifetime, or
+    the idle timeout counted from its last use, whichever comes first."""
+    idle_end = auth_session.last_used_at + timedelta(seconds=settings.session_idle_timeout_seconds)
+    return min(auth_session.expires_at, idle_end)
 
 
 async def end_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
@@ -338,23 +401,41 @@ async def _record_logout(
     *,
     ip: str | None,
     via: str | None = None,
+    client_id: str | None = None,
 ) -> None:
     """One `auth.logout` event, however the session was ended by its owner."""
     detail = {"via": via} if via else {}
+    if client_id:
+        detail["client_id"] = client_id
     await audit.record(
         db, action="auth.logout", actor=account_id, target=str(session_id), ip=ip, detail=detail
     )
 
 
+async def end_client_sessions(db: AsyncSession, client_id: str, *, reason: str) -> None:
+    """End every session opened through a client (disabled or changed)."""
+    await db.execute(
+        update(AuthSession)
+        .where(col(AuthSession.client_id) == client_id, col(AuthSession.ended_at).is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def logout(
-    db: AsyncSession, *, account_id: uuid.UUID, session_id: uuid.UUID, ip: str | None
+    db: AsyncSession, *, account_id: uuid.UUID, session_id: uuid.UUID | None, ip: str | None
 ) -> None:
+    if session_id is None:
+        raise Forbidden(
+            "This token has no session to end; a personal access token is revoked "
+            "at DELETE /accounts/me/tokens/{id}"
+        )
     await end_session(db, session_id, reason="logout")
     await _record_logout(db, account_id, session_id, ip=ip)
 
 
 async def list_sessions(
-    db: AsyncSession, *, settings: Settings, account_id: uuid.UUID, current: uuid.UUID
+    db: AsyncSession, *, settings: Settings, account_id: uuid.UUID, current: uuid.UUID | None
 ) -> list[SessionPublic]:
     rows = (
         await db.scalars(
@@ -395,10 +476,17 @@ async def end_own_session(
 
 
 async def revoke(
-    db: AsyncSession, *, keyring: KeyRing, token: str, hint: str | None, ip: str | None
+    db: AsyncSession,
+    *,
+    keyring: KeyRing,
+    token: str,
+    hint: str | None,
+    ip: str | None,
+    client_id: str = GATEHOUSE_CLIENT,
 ) -> None:
-    """RFC 7009: end the session a refresh or access token belongs to. Unknown
-    tokens are no error (§2.2: the answer is 200 either way)."""
+    """RFC 7009: end the session a refresh or access token belongs to, when it was
+    issued to the requesting client (§2.1). Unknown tokens, and another client's,
+    are no error (§2.2: the answer is 200 either way)."""
     looks_like_jwt = token.count(".") == 2
     order = (True, False) if looks_like_jwt and hint != "refresh_token" else (False, True)
     for as_access in order:
@@ -423,11 +511,15 @@ async def revoke(
             account_id, session_id = found
         owned = await db.scalar(
             select(col(AuthSession.id)).where(
-                col(AuthSession.id) == session_id, col(AuthSession.account_id) == account_id
+                col(AuthSession.id) == session_id,
+                col(AuthSession.account_id) == account_id,
+                col(AuthSession.client_id) == client_id,
             )
         )
         if owned and await end_session(db, session_id, reason="revoked"):
-            await _record_logout(db, account_id, session_id, ip=ip, via="revoke")
+            await _record_logout(
+                db, account_id, session_id, ip=ip, via="revoke", client_id=client_id
+            )
         return
 
 

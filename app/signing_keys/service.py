@@ -271,6 +271,15 @@ class KeyRing:
             return None
         return entry.pair
 
+    def may_reload_for(self, token: str) -> bool:
+        """Whether verifying `token` may reload the key set (its `kid` is not known
+        here), which takes a database connection of its own: a caller holding the
+        request's connection gives it back first (SQLite's pool has only one)."""
+        try:
+            return jwt.unverified_header(token)["kid"] not in self._entries
+        except TokenError:
+            return False
+
     async def verify(self, token: str, *, allow_expired: bool = False) -> dict[str, Any]:
         header = jwt.unverified_header(token)
         pair = await self._lookup(header["kid"])

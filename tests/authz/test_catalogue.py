@@ -65,8 +65,11 @@ def test_a_builtin_role_holds_only_builtin_scopes() -> None:
         assert scopes <= BUILTIN_SCOPES.keys()
 
 
-def test_the_admin_role_holds_every_builtin_scope_and_the_user_role_only_its_own() -> None:
-    assert BUILTIN_ROLES[ADMIN_ROLE][1] == frozenset(BUILTIN_SCOPES)
+def test_the_admin_role_holds_every_builtin_permission_scope_and_the_user_role_only_its_own() -> (
+    None
+):
+    # The OpenID Connect scopes belong to no role (CONTRACT.md).
+    assert BUILTIN_ROLES[ADMIN_ROLE][1] == PERMISSION_SCOPES
     assert BUILTIN_ROLES[USER_ROLE][1] == {"me:read", "me:write"}
 
 

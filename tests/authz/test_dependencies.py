@@ -21,6 +21,8 @@ PUBLIC_PATHS = {
     "/auth/token",
     "/auth/revoke",
     "/openapi.json",
+    # Client-authenticated (RFC 7662 §2.1), not bearer-authenticated.
+    "/oauth/introspect",
 }
 PUBLIC_PREFIXES = ("/.well-known/", "/docs")
 # Needs a token, whatever its scopes.

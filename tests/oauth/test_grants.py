@@ -6,7 +6,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clients.models import OAuthClient
 from app.core.network import RequestOrigin
+from app.oauth.client_auth import AuthenticatedClient
 from app.oauth.errors import InvalidRequest, UnsupportedGrantType
 from app.oauth.grants import GRANTS, TokenRequest, grant_for
 from app.oauth.grants.base import Grant, grant
@@ -18,8 +20,22 @@ from app.state import State
 ORIGIN = RequestOrigin(ip="192.0.2.1", user_agent="tests")
 
 
+# The built-in public client, as the token endpoint hands it to a grant.
+GATEHOUSE = AuthenticatedClient(
+    client=OAuthClient(
+        client_id="gatehouse",
+        name="Gatehouse",
+        type="public",
+        redirect_uris=[],
+        grant_types=["password", "refresh_token", "authorization_code"],
+        allowed_scopes=[],
+    ),
+    scopes=frozenset(),
+)
+
+
 def token_request(**params: str) -> TokenRequest:
-    return TokenRequest(params=params, origin=ORIGIN)
+    return TokenRequest(params=params, origin=ORIGIN, client=GATEHOUSE)
 
 
 @pytest.mark.parametrize("grant_type", sorted(GRANTS))

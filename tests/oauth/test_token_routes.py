@@ -121,10 +121,21 @@ async def test_username_is_matched_regardless_of_case_and_width(
     assert claims_of(response.json()["access_token"])["sub"] == account["id"]
 
 
-async def test_client_id_is_accepted_and_ignored(client: httpx.AsyncClient) -> None:
+async def test_the_builtin_client_id_is_accepted_and_lands_in_the_token(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await signup(client)
+    response = await password_grant(client, account["username"], client_id="gatehouse")
+    assert response.status_code == 200, response.text
+    assert claims_of(response.json()["access_token"])["client_id"] == "gatehouse"
+
+
+async def test_an_unknown_client_id_is_invalid_client(client: httpx.AsyncClient) -> None:
     account = await signup(client)
     response = await password_grant(client, account["username"], client_id="any-app")
-    assert response.status_code == 200, response.text
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_client"
+    assert "www-authenticate" not in response.headers
 
 
 # --- scope -------------------------------------------------------------------
@@ -145,6 +156,7 @@ async def test_admin_without_scope_parameter_gets_every_scope_it_holds(
     assert issued["scope"].split() == sorted(
         ["me:read", "me:write", "accounts:read", "accounts:write"]
         + ["roles:read", "roles:write", "audit:read", "metrics:read"]
+        + ["clients:read", "clients:write", "tokens:introspect"]
     )
 
 
@@ -216,7 +228,7 @@ async def test_password_grant_without_a_credential_answers_invalid_request(
     assert_oauth_error(await token_request(client, **form), "invalid_request")
 
 
-@pytest.mark.parametrize("grant_type", ["client_credentials", "authorization_code", "PASSWORD"])
+@pytest.mark.parametrize("grant_type", ["implicit", "authorization_code", "PASSWORD"])
 async def test_other_grant_type_answers_unsupported_grant_type(
     client: httpx.AsyncClient, grant_type: str
 ) -> None:

@@ -11,15 +11,19 @@ from tests.conftest import unique_name
 from tests.factories import PASSWORD, admin_login, bearer, create_user, login, refresh
 
 ROLE_FIELDS = {"name", "description", "scopes", "builtin"}
+# Every built-in permission scope: the OpenID Connect scopes belong to no role.
 ALL_BUILTIN_SCOPES = [
     "accounts:read",
     "accounts:write",
     "audit:read",
+    "clients:read",
+    "clients:write",
     "me:read",
     "me:write",
     "metrics:read",
     "roles:read",
     "roles:write",
+    "tokens:introspect",
 ]
 
 

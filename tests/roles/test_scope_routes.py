@@ -6,17 +6,24 @@ from typing import Any
 import httpx
 import pytest
 
+from app.authz.catalogue import OIDC_SCOPES
 from tests.factories import admin_login, bearer, create_user, login, refresh
 
 BUILTIN_SCOPES = {
     "accounts:read",
     "accounts:write",
     "audit:read",
+    "clients:read",
+    "clients:write",
+    "email",
     "me:read",
     "me:write",
     "metrics:read",
+    "openid",
+    "profile",
     "roles:read",
     "roles:write",
+    "tokens:introspect",
 }
 
 
@@ -158,7 +165,9 @@ async def test_deleting_a_built_in_scope_is_409(client: httpx.AsyncClient, name:
 
     assert response.status_code == 409
     assert set(await catalogue(client, headers)) == BUILTIN_SCOPES
-    assert name in (await client.get("/roles/admin", headers=headers)).json()["scopes"]
+    admin_scopes = (await client.get("/roles/admin", headers=headers)).json()["scopes"]
+    # The OpenID Connect scopes are identity requests, in no role.
+    assert (name in admin_scopes) is (name not in OIDC_SCOPES)
 
 
 @pytest.mark.parametrize("name", ["no:such", "a%00b", "x" * 65])

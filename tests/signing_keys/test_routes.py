@@ -74,8 +74,21 @@ async def test_metadata_describes_the_issuer_and_its_endpoints(make_client: AppF
     assert metadata["token_endpoint"] == f"{issuer}/auth/token"
     assert metadata["revocation_endpoint"] == f"{issuer}/auth/revoke"
     assert metadata["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
-    assert set(metadata["grant_types_supported"]) == {"password", "refresh_token"}
-    assert metadata["token_endpoint_auth_methods_supported"] == ["none"]
+    assert metadata["introspection_endpoint"] == f"{issuer}/oauth/introspect"
+    assert set(metadata["grant_types_supported"]) == {
+        "password",
+        "refresh_token",
+        "client_credentials",
+    }
+    assert set(metadata["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    }
+    assert set(metadata["introspection_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+    }
 
 
 async def test_metadata_issuer_is_the_iss_of_access_tokens(client: httpx.AsyncClient) -> None:
@@ -94,6 +107,12 @@ async def test_metadata_lists_builtin_scopes(client: httpx.AsyncClient) -> None:
         "roles:read",
         "roles:write",
         "audit:read",
+        "clients:read",
+        "clients:write",
+        "tokens:introspect",
+        "openid",
+        "profile",
+        "email",
     } <= set(metadata["scopes_supported"])
 
 

@@ -1,7 +1,15 @@
 """Grants of the token endpoint, one module each; importing this package
 registers them all in `base.GRANTS`."""
 
-from app.oauth.grants import password, refresh_token
-from app.oauth.grants.base import GRANTS, TokenRequest, grant_for
+from app.oauth.grants import client_credentials, password, refresh_token
+from app.oauth.grants.base import GRANTS, TokenRequest, dispatch, grant_for
 
-__all__ = ["GRANTS", "TokenRequest", "grant_for", "password", "refresh_token"]
+__all__ = [
+    "GRANTS",
+    "TokenRequest",
+    "client_credentials",
+    "dispatch",
+    "grant_for",
+    "password",
+    "refresh_token",
+]

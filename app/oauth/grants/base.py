@@ -8,17 +8,20 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.network import RequestOrigin
-from app.oauth.errors import InvalidRequest, UnsupportedGrantType
+from app.oauth.client_auth import AuthenticatedClient
+from app.oauth.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from app.sessions.schemas import TokenResponse
 from app.state import State
 
 
 @dataclass(frozen=True, slots=True)
 class TokenRequest:
-    """A token request's form parameters (RFC 6749 §3.2), and where it came from."""
+    """A token request's form parameters (RFC 6749 §3.2), where it came from, and
+    the client that made it (authenticated, or the public client it named)."""
 
     params: Mapping[str, str]
     origin: RequestOrigin
+    client: AuthenticatedClient
 
     def require(self, *names: str) -> list[str]:
         """The named parameters, or `invalid_request` naming the first one missing."""
@@ -44,12 +47,26 @@ def grant(grant_type: str) -> Callable[[Grant], Grant]:
     return register
 
 
-def grant_for(grant_type: str | None) -> Grant:
+def grant_for(grant_type: str | None, *, password_grant_enabled: bool = True) -> Grant:
     """The grant registered under `grant_type`; RFC 6749 §5.2 `unsupported_grant_type`
-    for any other (grant types are compared exactly, case included)."""
+    for any other, or for the password grant when it is switched off (grant types
+    are compared exactly, case included)."""
     if not grant_type:
         raise InvalidRequest("grant_type is required")
     handler = GRANTS.get(grant_type)
-    if handler is None:
-        raise UnsupportedGrantType(f"Supported grant types: {', '.join(sorted(GRANTS))}")
+    if handler is None or (grant_type == "password" and not password_grant_enabled):
+        offered = sorted(g for g in GRANTS if g != "password" or password_grant_enabled)
+        raise UnsupportedGrantType(f"Supported grant types: {', '.join(offered)}")
     return handler
+
+
+async def dispatch(
+    db: AsyncSession, grant_type: str | None, request: TokenRequest, state: State
+) -> TokenResponse:
+    """Run the grant, once the client may use it: `unsupported_grant_type` for a
+    grant this server does not offer (or has switched off), `unauthorized_client`
+    for one the client is not registered for (RFC 6749 §5.2)."""
+    handler = grant_for(grant_type, password_grant_enabled=state.settings.password_grant_enabled)
+    if grant_type not in request.client.client.grant_types:
+        raise UnauthorizedClient(f"This client may not use the {grant_type} grant")
+    return await handler(db, request, state)

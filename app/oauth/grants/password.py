@@ -12,6 +12,7 @@ from app.accounts import service as accounts_service
 from app.accounts import usernames
 from app.audit import service as audit
 from app.authz.catalogue import parse_scope
+from app.clients import service as clients_service
 from app.core.db import released_after
 from app.oauth.errors import InvalidGrant
 from app.oauth.grants.base import TokenRequest, grant
@@ -58,6 +59,8 @@ async def password_grant(db: AsyncSession, request: TokenRequest, state: State) 
                 db, hashing=hashing, account=account, password=password
             )
             held, _ = await roles_service.effective_scopes(db, account.id)
+            client = request.client.client
+            held = clients_service.user_scope_cap(client, held)
             # None when a password change, disabling or deletion won the race
             # since the password was checked: that login fails like a wrong one.
             tokens = await sessions_service.start_session(
@@ -70,6 +73,7 @@ async def password_grant(db: AsyncSession, request: TokenRequest, state: State) 
                 user_agent=origin.user_agent,
                 ip=origin.ip,
                 all_held=not requested,
+                client_id=client.client_id,
             )
     if tokens is None:
         async with released_after(db):

@@ -19,6 +19,7 @@ async def refresh_token_grant(
     (token,) = request.require("refresh_token")
     requested = parse_scope(request.params.get("scope"))
     await check_catalogue(db, requested)
+    client = request.client.client
     tokens = await sessions_service.refresh(
         db,
         settings=state.settings,
@@ -26,6 +27,8 @@ async def refresh_token_grant(
         refresh_token=token,
         requested=requested,
         ip=request.origin.ip,
+        client_id=client.client_id,
+        scope_cap=set(client.allowed_scopes) if client.allowed_scopes else None,
     )
     events.note(db, "auth.refresh", ip=request.origin.ip)  # counted once committed
     return tokens
