@@ -12,7 +12,6 @@ from app.accounts.schemas import (
     PasswordChange,
     SignupRequest,
 )
-from app.authz.catalogue import USER_ROLE
 from app.authz.dependencies import AUTH_ERRORS, AccountsRead, AccountsWrite, MeRead, MeWrite
 from app.core.db import DbSession
 from app.core.network import OriginDep
@@ -20,7 +19,7 @@ from app.core.pagination import PageQuery
 from app.core.schemas import NO_NUL, Page
 from app.state import HasherDep, SettingsDep, StateDep
 
-router = APIRouter(prefix="/accounts", tags=["accounts"])
+router = APIRouter(prefix="/accounts", tags=["accounts"], responses=AUTH_ERRORS)
 signup_router = APIRouter(prefix="/auth", tags=["auth"])
 
 NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such account or role"}}
@@ -63,7 +62,7 @@ async def signup(
     return await public(db, account)
 
 
-@router.get("/me", response_model=AccountPublic, responses=AUTH_ERRORS)
+@router.get("/me", response_model=AccountPublic)
 async def read_own_account(principal: MeRead, db: DbSession) -> AccountPublic:
     """The caller's own account."""
     return await public(db, await accounts_service.get_account(db, principal.account_id))
@@ -72,10 +71,10 @@ async def read_own_account(principal: MeRead, db: DbSession) -> AccountPublic:
 @router.post(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**AUTH_ERRORS, 400: {"description": "Current password wrong"}},
+    responses={400: {"description": "Current password wrong"}},
 )
 async def change_own_password(
-    body: PasswordChange, principal: MeWrite, db: DbSession, state: StateDep, origin: OriginDep
+    body: PasswordChange, actor: MeWrite, db: DbSession, state: StateDep, origin: OriginDep
 ) -> Response:
     """Change the caller's password; every other session ends."""
     await accounts_service.change_password(
@@ -83,8 +82,8 @@ async def change_own_password(
         settings=state.settings,
         hasher=state.hasher,
         slots=state.login_slots,
-        account_id=principal.account_id,
-        session_id=principal.session_id,
+        account_id=actor.principal.account_id,
+        session_id=actor.principal.session_id,
         current_password=body.current_password,
         new_password=body.new_password,
         origin=origin,
@@ -92,7 +91,7 @@ async def change_own_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("", response_model=Page[AccountPublic], responses=AUTH_ERRORS)
+@router.get("", response_model=Page[AccountPublic])
 async def list_accounts(
     _: AccountsRead,
     db: DbSession,
@@ -111,31 +110,20 @@ async def list_accounts(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=AccountPublic,
-    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+    responses={**NOT_FOUND, **CONFLICT},
 )
 async def create_account(
     body: AccountCreate,
-    principal: AccountsWrite,
+    actor: AccountsWrite,
     db: DbSession,
     hasher: HasherDep,
-    origin: OriginDep,
 ) -> AccountPublic:
     """Create an account with the given roles (default: `user`)."""
-    account = await accounts_service.create_account(
-        db,
-        hasher=hasher,
-        actor=principal.account_id,
-        actor_scopes=principal.scopes,
-        username=body.username,
-        password=body.password,
-        email=body.email,
-        roles=body.roles if body.roles is not None else [USER_ROLE],
-        origin=origin,
-    )
+    account = await accounts_service.create_account(db, actor=actor, hasher=hasher, account=body)
     return await public(db, account)
 
 
-@router.get("/{account_id}", response_model=AccountPublic, responses={**AUTH_ERRORS, **NOT_FOUND})
+@router.get("/{account_id}", response_model=AccountPublic, responses=NOT_FOUND)
 async def read_account(account_id: uuid.UUID, _: AccountsRead, db: DbSession) -> AccountPublic:
     """One account."""
     return await public(db, await accounts_service.get_account(db, account_id))
@@ -144,24 +132,17 @@ async def read_account(account_id: uuid.UUID, _: AccountsRead, db: DbSession) ->
 @router.patch(
     "/{account_id}",
     response_model=AccountPublic,
-    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+    responses={**NOT_FOUND, **CONFLICT},
 )
 async def update_account(
     account_id: uuid.UUID,
     body: AccountUpdate,
-    principal: AccountsWrite,
+    actor: AccountsWrite,
     db: DbSession,
-    origin: OriginDep,
 ) -> AccountPublic:
     """Enable or disable an account, or change its email. Disabling ends its sessions."""
     account = await accounts_service.update_account(
-        db,
-        actor=principal.account_id,
-        ip=origin.ip,
-        account_id=account_id,
-        is_active=body.is_active,
-        email=body.email,
-        email_given="email" in body.model_fields_set,
+        db, actor=actor, account_id=account_id, change=body
     )
     return await public(db, account)
 
@@ -169,13 +150,9 @@ async def update_account(
 @router.delete(
     "/{account_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**AUTH_ERRORS, **NOT_FOUND, **CONFLICT},
+    responses={**NOT_FOUND, **CONFLICT},
 )
-async def delete_account(
-    account_id: uuid.UUID, principal: AccountsWrite, db: DbSession, origin: OriginDep
-) -> Response:
+async def delete_account(account_id: uuid.UUID, actor: AccountsWrite, db: DbSession) -> Response:
     """Delete an account and end its sessions."""
-    await accounts_service.delete_account(
-        db, actor=principal.account_id, ip=origin.ip, account_id=account_id
-    )
+    await accounts_service.delete_account(db, actor=actor, account_id=account_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

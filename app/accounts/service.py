@@ -11,20 +11,19 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.accounts import usernames
 from app.accounts.models import Account
-from app.accounts.schemas import AccountPublic
+from app.accounts.schemas import AccountCreate, AccountPublic, AccountUpdate
 from app.audit import service as audit
-from app.authz.catalogue import ADMIN_ROLE, USER_ROLE
+from app.authz.catalogue import ADMIN_ROLE, USER_ROLE, Actor, Principal
 from app.core.config import Settings
-from app.core.db import inserted, release_connection
+from app.core.db import affected, inserted, release_connection
 from app.core.errors import Conflict, Forbidden, GatehouseError, Invalid, NotFound
 from app.core.models import utcnow
 from app.core.network import RequestOrigin
@@ -122,35 +121,31 @@ async def signup(
 async def create_account(
     db: AsyncSession,
     *,
+    actor: Actor[Principal],
     hasher: PasswordHasher,
-    actor: uuid.UUID,
-    actor_scopes: frozenset[str],
-    username: str,
-    password: str,
-    email: str | None,
-    roles: list[str],
-    origin: RequestOrigin,
+    account: AccountCreate,
 ) -> Account:
     """An admin creates an account with `roles`; creating it with a role is
     granting it, so the same guardrail applies (to the token's scopes)."""
+    username, password = account.username, account.password
+    roles = account.roles if account.roles is not None else [USER_ROLE]
     for role in dict.fromkeys(roles):
-        await roles_service.check_may_assign(db, actor=actor, actor_scopes=actor_scopes, role=role)
+        await roles_service.check_may_assign(db, actor=actor, role=role)
     _check_username(username)
     await release_connection(db)  # no connection held while argon2 runs
-    with hasher.claim(origin.ip) as hashing:
+    with hasher.claim(actor.ip) as hashing:
         password_hash = await hash_new_password(hashing, password, username=username)
-    account = await _insert(
-        db, username=username, password_hash=password_hash, email=email, roles=roles
+    created = await _insert(
+        db, username=username, password_hash=password_hash, email=account.email, roles=roles
     )
-    await audit.record(
+    await audit.record_change(
         db,
-        action="account.create",
-        actor=actor,
-        target=str(account.id),
-        ip=origin.ip,
-        detail={"username": account.username, "roles": sorted(set(roles))},
+        actor,
+        "account.create",
+        target=str(created.id),
+        detail={"username": created.username, "roles": sorted(set(roles))},
     )
-    return account
+    return created
 
 
 async def bootstrap_admin(
@@ -230,20 +225,32 @@ async def upgrade_password_hash(
     if not hashing.needs_rehash(account.password_hash):
         return account.password_hash
     new_hash = await hashing.hash(password)
-    result = cast(
-        "CursorResult[Any]",
-        await db.execute(
+    # When it did not apply, the password changed (or the account was disabled)
+    # while this one hashed: the session check then fails on the old hash, as it must.
+    stored = await _replace_hash(db, account.id, verified=account.password_hash, new=new_hash)
+    return new_hash if stored else account.password_hash
+
+
+async def _replace_hash(
+    db: AsyncSession, account_id: uuid.UUID, *, verified: str, new: str, **values: object
+) -> bool:
+    """Store `new` only while the account is active and still holds the hash that
+    was verified: one conditional UPDATE, which also locks the row until commit,
+    so of two changes racing from the same old password exactly one applies."""
+    return (
+        await affected(
+            db,
             update(Account)
             .where(
-                col(Account.id) == account.id, col(Account.password_hash) == account.password_hash
+                col(Account.id) == account_id,
+                col(Account.is_active).is_(True),
+                col(Account.password_hash) == verified,
             )
-            .values(password_hash=new_hash)
-            .execution_options(synchronize_session=False)
-        ),
+            .values(password_hash=new, **values)
+            .execution_options(synchronize_session=False),
+        )
+        == 1
     )
-    # When it did not apply, the password changed while this one hashed: the
-    # session check then fails on the old hash, as it must.
-    return new_hash if result.rowcount == 1 else account.password_hash
 
 
 async def to_public(db: AsyncSession, accounts: Sequence[Account]) -> list[AccountPublic]:
@@ -280,16 +287,11 @@ async def list_accounts(
 
 
 async def update_account(
-    db: AsyncSession,
-    *,
-    actor: uuid.UUID,
-    ip: str | None,
-    account_id: uuid.UUID,
-    is_active: bool | None = None,
-    email: str | None = None,
-    email_given: bool = False,
+    db: AsyncSession, *, actor: Actor[Principal], account_id: uuid.UUID, change: AccountUpdate
 ) -> Account:
-    """Enable or disable (disabling ends every session), or change the email."""
+    """Enable or disable (disabling ends every session), or change the email
+    (`"email": null` removes it; leaving `email` out keeps it)."""
+    is_active, email = change.is_active, change.email
     if is_active is False:
         await roles_service.lock_admin_role(db)
     account = await get_account(db, account_id, lock=True)
@@ -302,7 +304,7 @@ async def update_account(
         changed["is_active"] = is_active
         if not is_active:
             await sessions_service.end_account_sessions(db, account.id, reason="account_disabled")
-    if email_given and email != account.email:
+    if "email" in change.model_fields_set and email != account.email:
         account.email = email
         account.email_key = email_key(email)
         changed["email"] = "changed" if email else "removed"
@@ -313,27 +315,22 @@ async def update_account(
                 await db.flush()
         except IntegrityError:
             raise Conflict(_taken("email")) from None
-        await audit.record(
-            db, action="account.update", actor=actor, target=str(account_id), ip=ip, detail=changed
+        await audit.record_change(
+            db, actor, "account.update", target=str(account_id), detail=changed
         )
     return account
 
 
 async def delete_account(
-    db: AsyncSession, *, actor: uuid.UUID, ip: str | None, account_id: uuid.UUID
+    db: AsyncSession, *, actor: Actor[Principal], account_id: uuid.UUID
 ) -> None:
     await roles_service.lock_admin_role(db)
     account = await get_account(db, account_id, lock=True)
     if await roles_service.is_last_active_admin(db, account):
         raise Conflict("The last active admin cannot be deleted")
     await db.execute(delete(Account).where(col(Account.id) == account_id))
-    await audit.record(
-        db,
-        action="account.delete",
-        actor=actor,
-        target=str(account_id),
-        ip=ip,
-        detail={"username": account.username},
+    await audit.record_change(
+        db, actor, "account.delete", target=str(account_id), detail={"username": account.username}
     )
 
 
@@ -378,20 +375,9 @@ async def change_password(
         ):
             raise GatehouseError("The current password is wrong")
         new_hash = await hashing.hash(new_password)
-    changed = cast(
-        "CursorResult[Any]",
-        await db.execute(
-            update(Account)
-            .where(
-                col(Account.id) == account_id,
-                col(Account.is_active).is_(True),
-                col(Account.password_hash) == verified_hash,
-            )
-            .values(password_hash=new_hash, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    if changed.rowcount != 1:
+    if not await _replace_hash(
+        db, account_id, verified=verified_hash, new=new_hash, updated_at=utcnow()
+    ):
         raise Conflict("The account changed while the password was checked; nothing was changed")
     await sessions_service.end_account_sessions(
         db, account_id, reason="password_changed", keep=session_id

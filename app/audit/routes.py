@@ -10,10 +10,10 @@ from app.core.db import DbSession
 from app.core.pagination import PageQuery
 from app.core.schemas import NO_NUL, Page
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], responses=AUTH_ERRORS)
 
 
-@router.get("", response_model=Page[AuditPublic], responses=AUTH_ERRORS)
+@router.get("", response_model=Page[AuditPublic])
 async def list_audit_events(
     _: AuditRead,
     db: DbSession,

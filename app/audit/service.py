@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditPublic
+from app.authz.catalogue import Actor, Principal
 from app.core.pagination import decode_cursor, keyset_page
 from app.core.schemas import Page, public
 from app.observability import events
@@ -34,6 +35,23 @@ async def record(
     await db.flush()
     by = clean.get("by")
     events.note(db, action, actor=actor, ip=ip, by=by if isinstance(by, str) else None)
+
+
+async def record_change(
+    db: AsyncSession,
+    actor: Actor[Principal],
+    action: str,
+    *,
+    target: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """A change made through the API, under the account that made it; a client
+    acting through its own token has no account, so the entry names the client."""
+    if actor.account_id is None:
+        detail = {**(detail or {}), "actor_client": actor.principal.client_id}
+    await record(
+        db, action=action, actor=actor.account_id, target=target, ip=actor.ip, detail=detail
+    )
 
 
 def _event_id(value: str) -> int:

@@ -3,8 +3,8 @@ app, so every layer may use it."""
 
 import re
 import uuid
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Generic, Literal, TypeVar
 
 BUILTIN_SCOPES: dict[str, str] = {
     "me:read": "Read own account and own sessions",
@@ -98,6 +98,12 @@ class Principal:
     # The access token's `jti`, or a personal access token's id.
     token_id: str | None = None
 
+    def as_account(self) -> "AccountPrincipal | None":
+        """This principal, typed as speaking for an account, when it does."""
+        if self.account_id is None:
+            return None
+        return AccountPrincipal(**{f.name: getattr(self, f.name) for f in fields(self)})
+
 
 @dataclass(frozen=True, slots=True)
 class AccountPrincipal(Principal):
@@ -105,3 +111,25 @@ class AccountPrincipal(Principal):
     (its own data, or as the actor of an admin change) receive."""
 
     account_id: uuid.UUID
+
+
+P = TypeVar("P", bound=Principal, covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor(Generic[P]):
+    """Who makes a change, and from where: the principal the change is checked
+    against (CONTRACT.md, "Guardrails") and the address its audit entry names.
+    Routes that change something get one from their `Security` dependency and
+    hand it to the service whole."""
+
+    principal: P
+    ip: str | None
+
+    @property
+    def account_id(self) -> uuid.UUID | None:
+        return self.principal.account_id
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.principal.scopes

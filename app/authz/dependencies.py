@@ -6,9 +6,10 @@ from fastapi import Depends, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from app.authz import bearer
-from app.authz.catalogue import BUILTIN_SCOPES, AccountPrincipal, Principal
+from app.authz.catalogue import BUILTIN_SCOPES, AccountPrincipal, Actor, Principal
 from app.core.db import DbSession
 from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated
+from app.core.network import OriginDep
 from app.state import StateDep
 
 # Reads the token from the Authorization header only (RFC 6750 §2.1); a token in
@@ -53,31 +54,41 @@ async def require_account(
     """As `require_scopes`, for routes that act as an account (its own data, or as
     the actor an admin change is checked against and recorded under): a client's
     own token, which speaks for no account, gets 403."""
-    if principal.account_id is None:
+    account = principal.as_account()
+    if account is None:
         raise NoAccount(scope=security_scopes.scope_str)
-    return AccountPrincipal(
-        account_id=principal.account_id,
-        session_id=principal.session_id,
-        scopes=principal.scopes,
-        client_id=principal.client_id,
-        kind=principal.kind,
-        token_id=principal.token_id,
-    )
+    return account
+
+
+async def acting_account(
+    principal: Annotated[AccountPrincipal, Security(require_account)], origin: OriginDep
+) -> Actor[AccountPrincipal]:
+    """An account making a change: the scopes come from the `Security` that uses it."""
+    return Actor(principal, origin.ip)
+
+
+async def acting(
+    principal: Annotated[Principal, Security(require_scopes)], origin: OriginDep
+) -> Actor[Principal]:
+    """An account or a client (through its own token) making a change."""
+    return Actor(principal, origin.ip)
 
 
 AnyToken = Annotated[AccountPrincipal, Security(require_account, scopes=[])]
 MeRead = Annotated[AccountPrincipal, Security(require_account, scopes=["me:read"])]
-MeWrite = Annotated[AccountPrincipal, Security(require_account, scopes=["me:write"])]
+MeWrite = Annotated[Actor[AccountPrincipal], Security(acting_account, scopes=["me:write"])]
 AccountsRead = Annotated[Principal, Security(require_scopes, scopes=["accounts:read"])]
-AccountsWrite = Annotated[AccountPrincipal, Security(require_account, scopes=["accounts:write"])]
+AccountsWrite = Annotated[
+    Actor[AccountPrincipal], Security(acting_account, scopes=["accounts:write"])
+]
 # Revoking another account's personal access token needs no acting account.
-AccountsAdmin = Annotated[Principal, Security(require_scopes, scopes=["accounts:write"])]
+AccountsAdmin = Annotated[Actor[Principal], Security(acting, scopes=["accounts:write"])]
 RolesRead = Annotated[Principal, Security(require_scopes, scopes=["roles:read"])]
-RolesWrite = Annotated[AccountPrincipal, Security(require_account, scopes=["roles:write"])]
+RolesWrite = Annotated[Actor[AccountPrincipal], Security(acting_account, scopes=["roles:write"])]
 AuditRead = Annotated[Principal, Security(require_scopes, scopes=["audit:read"])]
 MetricsRead = Annotated[Principal, Security(require_scopes, scopes=["metrics:read"])]
 ClientsRead = Annotated[Principal, Security(require_scopes, scopes=["clients:read"])]
-ClientsWrite = Annotated[Principal, Security(require_scopes, scopes=["clients:write"])]
+ClientsWrite = Annotated[Actor[Principal], Security(acting, scopes=["clients:write"])]
 
 # Error answers every protected route can give, for the OpenAPI document.
 AUTH_ERRORS: dict[int | str, dict[str, str]] = {

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.core.models import UTCDateTime, utcnow
+from app.core.models import UTCDateTime, belongs_to, utcnow
 
 
 class OAuthClient(SQLModel, table=True):
@@ -50,18 +50,5 @@ class OAuthClient(SQLModel, table=True):
 class ClientRole(SQLModel, table=True):
     __tablename__ = "client_role"
 
-    client_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(64),
-            sa.ForeignKey("oauth_client.client_id", ondelete="CASCADE"),
-            primary_key=True,
-        )
-    )
-    role_name: str = Field(
-        sa_column=sa.Column(
-            sa.String(64),
-            sa.ForeignKey("role.name", ondelete="CASCADE"),
-            primary_key=True,
-            index=True,
-        )
-    )
+    client_id: str = belongs_to("oauth_client.client_id", primary_key=True)
+    role_name: str = belongs_to("role.name", primary_key=True, index=True)

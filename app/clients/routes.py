@@ -13,11 +13,10 @@ from app.clients.schemas import (
     SecretRotation,
 )
 from app.core.db import DbSession
-from app.core.network import OriginDep
 from app.core.schemas import NO_NUL, Page
 from app.state import SettingsDep
 
-router = APIRouter(prefix="/clients", tags=["clients"])
+router = APIRouter(prefix="/clients", tags=["clients"], responses=AUTH_ERRORS)
 
 ClientIdParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such client (or role)"}}
@@ -25,7 +24,7 @@ NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such clie
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-@router.get("", response_model=Page[ClientPublic], responses=AUTH_ERRORS)
+@router.get("", response_model=Page[ClientPublic])
 async def list_clients(
     _: ClientsRead,
     db: DbSession,
@@ -41,35 +40,22 @@ async def list_clients(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ClientCreated,
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses=NOT_FOUND,
 )
 async def register_client(
     body: ClientCreate,
-    principal: ClientsWrite,
+    actor: ClientsWrite,
     db: DbSession,
     settings: SettingsDep,
-    origin: OriginDep,
     response: Response,
 ) -> ClientCreated:
     """Register a client; a confidential one's secret is in this answer only.
     Giving it roles needs every scope they carry."""
     response.headers.update(NO_STORE)
-    return await clients_service.create_client(
-        db,
-        settings=settings,
-        principal=principal,
-        ip=origin.ip,
-        name=body.name,
-        type_=body.type,
-        redirect_uris=body.redirect_uris,
-        grant_types=list(body.grant_types),
-        allowed_scopes=body.allowed_scopes,
-        roles=body.roles,
-        first_party=body.first_party,
-    )
+    return await clients_service.create_client(db, actor=actor, settings=settings, new=body)
 
 
-@router.get("/{client_id}", response_model=ClientPublic, responses={**AUTH_ERRORS, **NOT_FOUND})
+@router.get("/{client_id}", response_model=ClientPublic, responses=NOT_FOUND)
 async def read_client(
     client_id: ClientIdParam, _: ClientsRead, db: DbSession, settings: SettingsDep
 ) -> ClientPublic:
@@ -81,7 +67,6 @@ async def read_client(
     "/{client_id}",
     response_model=ClientPublic,
     responses={
-        **AUTH_ERRORS,
         **NOT_FOUND,
         409: {"description": "The built-in client can only be switched on or off"},
     },
@@ -89,51 +74,36 @@ async def read_client(
 async def update_client(
     client_id: ClientIdParam,
     body: ClientUpdate,
-    principal: ClientsWrite,
+    actor: ClientsWrite,
     db: DbSession,
     settings: SettingsDep,
-    origin: OriginDep,
 ) -> ClientPublic:
     """Change a client; its tokens follow from the next request."""
     return await clients_service.update_client(
-        db,
-        settings=settings,
-        principal=principal,
-        ip=origin.ip,
-        client_id=client_id,
-        name=body.name,
-        redirect_uris=body.redirect_uris,
-        grant_types=list(body.grant_types) if body.grant_types is not None else None,
-        allowed_scopes=body.allowed_scopes,
-        roles=body.roles,
-        first_party=body.first_party,
-        is_active=body.is_active,
+        db, actor=actor, settings=settings, client_id=client_id, change=body
     )
 
 
 @router.delete(
     "/{client_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**AUTH_ERRORS, **NOT_FOUND, 409: {"description": "Built-in client"}},
+    responses={**NOT_FOUND, 409: {"description": "Built-in client"}},
 )
-async def delete_client(
-    client_id: ClientIdParam, principal: ClientsWrite, db: DbSession, origin: OriginDep
-) -> Response:
+async def delete_client(client_id: ClientIdParam, actor: ClientsWrite, db: DbSession) -> Response:
     """Delete a client, ending every session and token it holds."""
-    await clients_service.delete_client(db, principal=principal, ip=origin.ip, client_id=client_id)
+    await clients_service.delete_client(db, actor=actor, client_id=client_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
     "/{client_id}/secret",
     response_model=ClientSecret,
-    responses={**AUTH_ERRORS, **NOT_FOUND, 409: {"description": "A public client has no secret"}},
+    responses={**NOT_FOUND, 409: {"description": "A public client has no secret"}},
 )
 async def rotate_client_secret(
     client_id: ClientIdParam,
-    principal: ClientsWrite,
+    actor: ClientsWrite,
     db: DbSession,
-    origin: OriginDep,
     response: Response,
     body: SecretRotation | None = None,
 ) -> ClientSecret:
@@ -141,8 +111,7 @@ async def rotate_client_secret(
     response.headers.update(NO_STORE)
     secret = await clients_service.rotate_secret(
         db,
-        principal=principal,
-        ip=origin.ip,
+        actor=actor,
         client_id=client_id,
         previous_valid_for_seconds=body.previous_valid_for_seconds if body else 0,
     )

@@ -23,17 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.audit import service as audit
-from app.authz.catalogue import (
-    ACCOUNT_SCOPES,
-    PERMISSION_SCOPES,
-    Principal,
-    format_scope,
-    holds_all,
-)
+from app.authz.catalogue import ACCOUNT_SCOPES, Actor, Principal, format_scope
 from app.clients.models import ClientRole, OAuthClient
-from app.clients.schemas import ClientCreated, ClientPublic
+from app.clients.schemas import ClientCreate, ClientCreated, ClientPublic, ClientUpdate
 from app.core.config import Settings
-from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.db import grouped
+from app.core.errors import Conflict, Invalid, NotFound
 from app.core.models import utcnow
 from app.core.pagination import decode_cursor, keyset_page
 from app.core.schemas import Page
@@ -109,49 +104,18 @@ async def _check_known_scopes(db: AsyncSession, scopes: Sequence[str]) -> None:
         raise Invalid(f"Unknown scope: {unknown[0]}", field="allowed_scopes")
 
 
-async def _check_may_grant(db: AsyncSession, principal: Principal, roles: Sequence[str]) -> None:
-    """The guardrail: registering or changing a client that holds roles needs every
-    scope those roles carry, in the token making the request. A token whose
-    account holds `admin` and which carries every built-in permission scope counts
-    as holding every custom scope too."""
-    if not roles:
-        return
-    wanted: set[str] = set()
-    for scopes in (await _role_scopes(db, roles)).values():
-        wanted |= scopes
-    is_admin = False
-    if principal.account_id is not None and PERMISSION_SCOPES <= principal.scopes:
-        _, is_admin = await roles_service.effective_scopes(db, principal.account_id)
-    if not holds_all(principal.scopes, wanted, is_admin=is_admin):
-        raise Forbidden("You cannot give a client scopes your token does not carry")
-
-
-async def _role_scopes(db: AsyncSession, roles: Sequence[str]) -> dict[str, set[str]]:
-    rows = await db.execute(
-        select(col(RoleScope.role_name), col(RoleScope.scope_name)).where(
-            col(RoleScope.role_name).in_(set(roles))
-        )
-    )
-    found: dict[str, set[str]] = defaultdict(set)
-    for role, scope in rows.all():
-        found[role].add(scope)
-    return found
+async def _check_may_grant(db: AsyncSession, actor: Actor[Principal], roles: Sequence[str]) -> None:
+    """Registering or changing a client that holds roles grants the client every
+    scope those roles carry: the guardrail applies to all of them."""
+    wanted = {s for scopes in (await roles_service.scopes_of(db, roles)).values() for s in scopes}
+    await roles_service.check_may_grant(db, actor, wanted)
 
 
 # --- reading ------------------------------------------------------------------
 
 
-async def _roles_of(db: AsyncSession, client_ids: Sequence[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    if client_ids:
-        rows = await db.execute(
-            select(col(ClientRole.client_id), col(ClientRole.role_name))
-            .where(col(ClientRole.client_id).in_(client_ids))
-            .order_by(col(ClientRole.role_name))
-        )
-        for client_id, role in rows.all():
-            found[client_id].append(role)
-    return found
+async def _roles_of(db: AsyncSession, client_ids: Sequence[str]) -> defaultdict[str, list[str]]:
+    return await grouped(db, col(ClientRole.client_id), col(ClientRole.role_name), client_ids)
 
 
 def redirect_uris_of(client: OAuthClient, settings: Settings) -> list[str]:
@@ -217,34 +181,17 @@ async def list_clients(
 # --- changes ------------------------------------------------------------------
 
 
-def _audit_detail(principal: Principal, detail: dict[str, object]) -> dict[str, object]:
-    """A client acting through its own token has no account to name as the actor."""
-    if principal.account_id is None:
-        return {**detail, "actor_client": principal.client_id}
-    return detail
-
-
 async def create_client(
-    db: AsyncSession,
-    *,
-    settings: Settings,
-    principal: Principal,
-    ip: str | None,
-    name: str,
-    type_: str,
-    redirect_uris: list[str],
-    grant_types: list[str],
-    allowed_scopes: list[str],
-    roles: list[str],
-    first_party: bool,
+    db: AsyncSession, *, actor: Actor[Principal], settings: Settings, new: ClientCreate
 ) -> ClientCreated:
-    grant_types = list(dict.fromkeys(grant_types))
-    redirect_uris = list(dict.fromkeys(redirect_uris))
-    roles = sorted(set(roles))
+    name, type_, allowed_scopes = new.name, new.type, new.allowed_scopes
+    grant_types: list[str] = list(dict.fromkeys(new.grant_types))
+    redirect_uris = list(dict.fromkeys(new.redirect_uris))
+    roles = sorted(set(new.roles))
     _check_shape(type_=type_, grant_types=grant_types, redirect_uris=redirect_uris, roles=roles)
     await _check_known_scopes(db, allowed_scopes)
     await roles_service.check_roles_exist(db, roles)
-    await _check_may_grant(db, principal, roles)
+    await _check_may_grant(db, actor, roles)
     secret = new_secret() if type_ == CONFIDENTIAL else None
     client = OAuthClient(
         client_id=_new_client_id(),
@@ -253,7 +200,7 @@ async def create_client(
         redirect_uris=redirect_uris,
         grant_types=grant_types,
         allowed_scopes=sorted(set(allowed_scopes)),
-        first_party=first_party,
+        first_party=new.first_party,
         secret_hash=hash_secret(secret) if secret else None,
     )
     db.add(client)
@@ -265,15 +212,12 @@ async def create_client(
             await db.flush()
     except IntegrityError:  # a role deleted since it was checked
         raise Conflict("A role was deleted while the client was registered") from None
-    await audit.record(
+    await audit.record_change(
         db,
-        action="client.create",
-        actor=principal.account_id,
+        actor,
+        "client.create",
         target=client.client_id,
-        ip=ip,
-        detail=_audit_detail(
-            principal, {"name": name, "type": type_, "grant_types": grant_types, "roles": roles}
-        ),
+        detail={"name": name, "type": type_, "grant_types": grant_types, "roles": roles},
     )
     public = (await to_public(db, settings, [client]))[0]
     return ClientCreated(**public.model_dump(), client_secret=secret)
@@ -282,32 +226,24 @@ async def create_client(
 async def update_client(
     db: AsyncSession,
     *,
+    actor: Actor[Principal],
     settings: Settings,
-    principal: Principal,
-    ip: str | None,
     client_id: str,
-    name: str | None = None,
-    redirect_uris: list[str] | None = None,
-    grant_types: list[str] | None = None,
-    allowed_scopes: list[str] | None = None,
-    roles: list[str] | None = None,
-    first_party: bool | None = None,
-    is_active: bool | None = None,
+    change: ClientUpdate,
 ) -> ClientPublic:
     """Change a client. What its tokens may do changes at once: a new grant-type
     set, role set or disabling refuses its own tokens from the next request (its
     version moves), and disabling or changing its grant types or scope cap ends
     the sessions opened through it."""
     client = await _get(db, client_id, lock=True)
-    if client.builtin and any(
-        v is not None
-        for v in (name, redirect_uris, grant_types, allowed_scopes, roles, first_party)
-    ):
+    if client.builtin and change.model_dump(exclude_none=True).keys() - {"is_active"}:
         raise Conflict("The built-in client can only be switched on or off")
+    roles, grant_types, allowed_scopes = change.roles, change.grant_types, change.allowed_scopes
     current_roles = (await _roles_of(db, [client_id]))[client_id]
     new_roles = sorted(set(roles)) if roles is not None else current_roles
     new_grants = list(dict.fromkeys(grant_types)) if grant_types is not None else client.grant_types
-    new_uris = list(dict.fromkeys(redirect_uris)) if redirect_uris is not None else None
+    uris = change.redirect_uris
+    new_uris = list(dict.fromkeys(uris)) if uris is not None else None
     _check_shape(
         type_=client.type,
         grant_types=new_grants,
@@ -319,32 +255,26 @@ async def update_client(
     await roles_service.check_roles_exist(db, new_roles)
     # Changing a client that holds roles, even only its name, needs every scope
     # they carry: both the roles it keeps or gains and those it loses.
-    await _check_may_grant(db, principal, sorted(set(current_roles) | set(new_roles)))
+    await _check_may_grant(db, actor, sorted(set(current_roles) | set(new_roles)))
 
-    changed: dict[str, object] = {}
-    revoke_own = end_sessions = False
-    if name is not None and name != client.name:
-        client.name = name
-        changed["name"] = name
-    if new_uris is not None and new_uris != client.redirect_uris:
-        client.redirect_uris = new_uris
-        changed["redirect_uris"] = new_uris
-    if grant_types is not None and new_grants != client.grant_types:
-        client.grant_types = new_grants
-        changed["grant_types"] = new_grants
-        revoke_own = end_sessions = True
-    if allowed_scopes is not None and sorted(set(allowed_scopes)) != client.allowed_scopes:
-        client.allowed_scopes = sorted(set(allowed_scopes))
-        changed["allowed_scopes"] = client.allowed_scopes
-        end_sessions = True
-    if first_party is not None and first_party != client.first_party:
-        client.first_party = first_party
-        changed["first_party"] = first_party
-    if is_active is not None and is_active != client.is_active:
-        client.is_active = is_active
-        changed["is_active"] = is_active
-        revoke_own = True
-        end_sessions = end_sessions or not is_active
+    wanted: dict[str, object] = {
+        "name": change.name,
+        "redirect_uris": new_uris,
+        "grant_types": new_grants if grant_types is not None else None,
+        "allowed_scopes": sorted(set(allowed_scopes)) if allowed_scopes is not None else None,
+        "first_party": change.first_party,
+        "is_active": change.is_active,
+    }
+    changed = {k: v for k, v in wanted.items() if v is not None and v != getattr(client, k)}
+    for field, value in changed.items():
+        setattr(client, field, value)
+    # New grant types or a switched-off client: its own tokens stop (the version
+    # moves) and so do the sessions opened through it; a narrower scope cap ends
+    # those sessions, whose refresh tokens would otherwise carry the old scopes.
+    revoke_own = bool(changed.keys() & {"grant_types", "is_active"})
+    end_sessions = bool(changed.keys() & {"grant_types", "allowed_scopes"}) or (
+        changed.get("is_active") is False
+    )
     if roles is not None and new_roles != current_roles:
         await db.execute(delete(ClientRole).where(col(ClientRole.client_id) == client_id))
         for role in new_roles:
@@ -362,42 +292,27 @@ async def update_client(
             raise Conflict("A role was deleted while the client was changed") from None
         if end_sessions:
             await sessions_service.end_client_sessions(db, client_id, reason="client_changed")
-        await audit.record(
-            db,
-            action="client.update",
-            actor=principal.account_id,
-            target=client_id,
-            ip=ip,
-            detail=_audit_detail(principal, changed),
-        )
+        await audit.record_change(db, actor, "client.update", target=client_id, detail=changed)
     return (await to_public(db, settings, [client]))[0]
 
 
-async def delete_client(
-    db: AsyncSession, *, principal: Principal, ip: str | None, client_id: str
-) -> None:
+async def delete_client(db: AsyncSession, *, actor: Actor[Principal], client_id: str) -> None:
     """Delete a client: its sessions (and their refresh tokens) go with it, and its
     own tokens are refused once it no longer exists."""
     client = await _get(db, client_id, lock=True)
     if client.builtin:
         raise Conflict("The built-in client cannot be deleted; it can be switched off")
-    await _check_may_grant(db, principal, (await _roles_of(db, [client_id]))[client_id])
+    await _check_may_grant(db, actor, (await _roles_of(db, [client_id]))[client_id])
     await db.execute(delete(OAuthClient).where(col(OAuthClient.client_id) == client_id))
-    await audit.record(
-        db,
-        action="client.delete",
-        actor=principal.account_id,
-        target=client_id,
-        ip=ip,
-        detail=_audit_detail(principal, {"name": client.name}),
+    await audit.record_change(
+        db, actor, "client.delete", target=client_id, detail={"name": client.name}
     )
 
 
 async def rotate_secret(
     db: AsyncSession,
     *,
-    principal: Principal,
-    ip: str | None,
+    actor: Actor[Principal],
     client_id: str,
     previous_valid_for_seconds: int,
 ) -> str:
@@ -408,7 +323,7 @@ async def rotate_secret(
     client = await _get(db, client_id, lock=True)
     if client.type != CONFIDENTIAL:
         raise Conflict("A public client has no secret")
-    await _check_may_grant(db, principal, (await _roles_of(db, [client_id]))[client_id])
+    await _check_may_grant(db, actor, (await _roles_of(db, [client_id]))[client_id])
     secret = new_secret()
     now = utcnow()
     if previous_valid_for_seconds > 0 and client.secret_hash:
@@ -421,13 +336,12 @@ async def rotate_secret(
     client.authz_version += 1
     client.updated_at = now
     await db.flush()
-    await audit.record(
+    await audit.record_change(
         db,
-        action="client.secret_rotate",
-        actor=principal.account_id,
+        actor,
+        "client.secret_rotate",
         target=client_id,
-        ip=ip,
-        detail=_audit_detail(principal, {"previous_valid_for_seconds": previous_valid_for_seconds}),
+        detail={"previous_valid_for_seconds": previous_valid_for_seconds},
     )
     return secret
 

@@ -2,13 +2,14 @@
 for flows that must give their connection back before slow work."""
 
 import socket
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Executable, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Mapped
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel import SQLModel
 from starlette.requests import HTTPConnection
@@ -106,6 +108,31 @@ async def inserted(db: AsyncSession, row: SQLModel) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+async def affected(db: AsyncSession, statement: Executable) -> int:
+    """How many rows an UPDATE, DELETE or INSERT ... SELECT changed. The
+    conditional writes that carry an atomic rule ("only while still unused",
+    "only over the hash that was verified") are answered by this count: the
+    database decides which of two racing requests wins."""
+    result = cast("CursorResult[Any]", await db.execute(statement))
+    return int(result.rowcount or 0)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+async def grouped(
+    db: AsyncSession, key: Mapped[K], value: Mapped[V], keys: Iterable[K]
+) -> defaultdict[K, list[V]]:
+    """{key: [value, ...]} for the rows whose `key` is one of `keys`, values in
+    order: each role's scopes, each client's roles. A key without rows reads as
+    an empty list."""
+    found: defaultdict[K, list[V]] = defaultdict(list)
+    for k, v in await db.execute(select(key, value).where(key.in_(keys)).order_by(value)):
+        found[k].append(v)
+    return found
 
 
 async def release_connection(db: AsyncSession) -> None:

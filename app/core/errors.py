@@ -28,16 +28,25 @@ class GatehouseError(Exception):
 
 
 class NotFound(GatehouseError):
+    """No such resource; also what another account's session or token looks like,
+    so that ids cannot be probed."""
+
     status_code = 404
     detail = "Not found"
 
 
 class Conflict(GatehouseError):
+    """The change clashes with what is stored: a name taken, the last admin, a
+    built-in role or client, a row changed by a request that won a race."""
+
     status_code = 409
     detail = "Conflict"
 
 
 class Forbidden(GatehouseError):
+    """The caller is known and may not do this: most often the guardrail, granting
+    scopes its token does not carry."""
+
     status_code = 403
     detail = "Forbidden"
 
@@ -56,58 +65,64 @@ class Invalid(GatehouseError):
         return {"detail": [{"loc": self.loc, "msg": self.detail, "type": "value_error"}]}
 
 
-class Unavailable(GatehouseError):
-    status_code = 503
-    detail = "Service temporarily unavailable"
+class RetryLater(GatehouseError):
+    """An answer that says when to try again (RFC 9110 §10.2.3, whole seconds)."""
 
     def __init__(self, detail: str | None = None, *, retry_after: float = 1):
         super().__init__(detail, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
-class TooManyRequests(GatehouseError):
+class Unavailable(RetryLater):
+    """Overloaded (the hasher's queue is full) or the database is unreachable."""
+
+    status_code = 503
+    detail = "Service temporarily unavailable"
+
+
+class TooManyRequests(RetryLater):
+    """A throttle said no: failed logins, signups, or an address's share of the hasher."""
+
     status_code = 429
     detail = "Too many attempts"
 
-    def __init__(self, detail: str | None = None, *, retry_after: float):
-        super().__init__(detail, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+
+class BearerChallenge(GatehouseError):
+    """A refusal on a protected endpoint, with the RFC 6750 §3 challenge naming the
+    scope the endpoint needs; no `error` attribute when the request carried no
+    token at all."""
+
+    error: str | None = None
+
+    def __init__(self, *, scope: str = ""):
+        parts = [f'error="{self.error}"'] if self.error else []
+        if scope:
+            parts.append(f'scope="{scope}"')
+        challenge = "Bearer " + ", ".join(parts) if parts else "Bearer"
+        super().__init__(headers={"WWW-Authenticate": challenge})
 
 
-def _bearer_challenge(error: str | None, scope: str, description: str | None = None) -> str:
-    # RFC 6750 §3: no `error` attribute when the request carried no token at all.
-    parts = []
-    if error:
-        parts.append(f'error="{error}"')
-        if description:
-            parts.append(f'error_description="{description}"')
-    if scope:
-        parts.append(f'scope="{scope}"')
-    return "Bearer " + ", ".join(parts) if parts else "Bearer"
+class NotAuthenticated(BearerChallenge):
+    """No bearer token at all."""
 
-
-class NotAuthenticated(GatehouseError):
     status_code = 401
     detail = "Not authenticated"
 
-    def __init__(self, *, scope: str = ""):
-        super().__init__(headers={"WWW-Authenticate": _bearer_challenge(None, scope)})
 
+class InvalidToken(BearerChallenge):
+    """A token that is malformed, forged, expired, or no longer live: its session
+    ended, its account disabled, its roles changed (RFC 6750 §3.1)."""
 
-class InvalidToken(GatehouseError):
     status_code = 401
     detail = "Invalid or expired token"
-
-    def __init__(self, *, scope: str = ""):
-        super().__init__(headers={"WWW-Authenticate": _bearer_challenge("invalid_token", scope)})
+    error = "invalid_token"
 
 
-class InsufficientScope(GatehouseError):
+class InsufficientScope(BearerChallenge):
+    """A live token without a scope the endpoint needs (RFC 6750 §3.1)."""
+
     status_code = 403
     detail = "The token lacks a scope this endpoint needs"
-
-    def __init__(self, *, scope: str):
-        super().__init__(
-            headers={"WWW-Authenticate": _bearer_challenge("insufficient_scope", scope)}
-        )
+    error = "insufficient_scope"
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

@@ -14,18 +14,32 @@ _NUL_IN_URL = (
 )
 
 
-class BodySizeLimit:
-    """413 before parsing when a body is over `max_bytes`, by Content-Length or
-    by counting a chunked stream."""
+class HttpMiddleware:
+    """Pure ASGI middleware for HTTP requests: other scopes (lifespan) pass
+    straight through to the app."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class BodySizeLimit(HttpMiddleware):
+    """413 before parsing when a body is over `max_bytes`, by Content-Length or
+    by counting a chunked stream."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -82,16 +96,13 @@ async def _reject(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class NulInUrlGuard:
+class NulInUrlGuard(HttpMiddleware):
     """422 for a NUL character in the path or query string. PostgreSQL can neither
     store nor compare one (SQLite can), and no name in this API contains it, so
     refusing it up front makes both databases answer alike for every route."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
             "\x00" in scope["path"]
             or b"%00" in scope["query_string"]
             or b"\x00" in scope["query_string"]
@@ -113,15 +124,12 @@ class ListedOriginsCORS(CORSMiddleware):
         return super().preflight_response(request_headers)
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, hsts: bool):
-        self.app = app
+        super().__init__(app)
         self.hsts = hsts
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_docs = scope["path"].startswith("/docs")
         # Token, revocation, introspection and session answers carry secrets or
         # personal data; RFC 6749 §5.1 wants no-store on token responses, errors and

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -17,6 +17,25 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def belongs_to(
+    target: str, *, primary_key: bool = False, index: bool = False, nullable: bool = False
+) -> Any:
+    """A column naming the row (`table.column`) this one belongs to and goes with
+    (ON DELETE CASCADE): deleting an account takes its sessions, tokens and role
+    links; deleting a client, its sessions. Its type is the target's: a UUID for
+    an `id`, a 64-character string for a name or client id."""
+    type_: sa.types.TypeEngine[Any] = sa.Uuid() if target.endswith(".id") else sa.String(64)
+    return Field(
+        sa_column=sa.Column(
+            type_,
+            sa.ForeignKey(target, ondelete="CASCADE"),
+            primary_key=primary_key,
+            nullable=nullable,
+            index=index,
+        )
+    )
 
 
 def utcnow() -> datetime:

@@ -22,6 +22,7 @@ from app.clients import service as clients_service
 from app.clients.models import OAuthClient
 from app.core.db import DbSession
 from app.oauth.errors import InvalidClient, InvalidRequest
+from app.oauth.form import FormField
 
 MAX_CLIENT_ID_LENGTH = 64
 MAX_SECRET_LENGTH = 512
@@ -70,9 +71,15 @@ def _single(values: list[object], name: str) -> str | None:
     return value or None  # an empty field is an absent one (as FastAPI's Form reads it)
 
 
-async def read_credentials(request: Request) -> Credentials:
+async def read_credentials(
+    request: Request, client_id: FormField = None, client_secret: FormField = None
+) -> Credentials:
     """The client's credentials, from the Authorization header or the form; both
-    at once is `invalid_client` (§2.3: one method per request)."""
+    at once is `invalid_client` (§2.3: one method per request).
+
+    The form fields are declared so that every endpoint taking client credentials
+    documents them; they are read from the raw form, where a field sent twice is
+    `invalid_request` rather than FastAPI's last value."""
     form = await request.form()
     form_id = _single(list(form.getlist("client_id")), "client_id")
     form_secret = _single(list(form.getlist("client_secret")), "client_secret")
@@ -80,14 +87,14 @@ async def read_credentials(request: Request) -> Credentials:
     if scheme.lower() == "basic":
         if form_secret is not None:
             raise InvalidClient("Use one client authentication method, not two", basic=True)
-        client_id, secret = _parse_basic(value)
-        if not client_id and not secret:
+        basic_id, secret = _parse_basic(value)
+        if not basic_id and not secret:
             # `Basic Og==` (":"): what some clients (Swagger UI among them) send
             # when no client was configured, meaning none.
             return Credentials(form_id, None, basic=False)
-        if form_id is not None and form_id != client_id:
+        if form_id is not None and form_id != basic_id:
             raise InvalidClient("client_id differs from the Basic credentials", basic=True)
-        return Credentials(client_id, secret, basic=True)
+        return Credentials(basic_id, secret, basic=True)
     return Credentials(form_id, form_secret, basic=False)
 
 
@@ -105,19 +112,24 @@ async def authenticate(db: DbSession, credentials: Credentials) -> Authenticated
     return AuthenticatedClient(client, frozenset(scopes))
 
 
-async def token_endpoint_client(request: Request, db: DbSession) -> AuthenticatedClient:
+PresentedCredentials = Annotated[Credentials, Depends(read_credentials)]
+
+
+async def token_endpoint_client(
+    db: DbSession, credentials: PresentedCredentials
+) -> AuthenticatedClient:
     """The client of a token or revocation request; a request naming no client at
     all speaks for the built-in public client `gatehouse`."""
-    credentials = await read_credentials(request)
     if credentials.client_id is None and credentials.secret is None:
         credentials = Credentials(GATEHOUSE_CLIENT, None, basic=False)
     return await authenticate(db, credentials)
 
 
-async def introspecting_client(request: Request, db: DbSession) -> AuthenticatedClient:
+async def introspecting_client(
+    db: DbSession, credentials: PresentedCredentials
+) -> AuthenticatedClient:
     """RFC 7662 §2.1: introspection needs an authenticated client, here one whose
     roles hold `tokens:introspect`; any other is `invalid_client`."""
-    credentials = await read_credentials(request)
     found = await authenticate(db, credentials)
     if "tokens:introspect" not in found.scopes:
         raise InvalidClient("This client may not introspect tokens", basic=credentials.basic)

@@ -5,11 +5,12 @@ this dependency says what is actually wrong."""
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 
 from app.oauth.errors import InvalidRequest
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+FormField = Annotated[str | None, Form()]
 KNOWN_PARAMETERS = frozenset(
     {
         "grant_type",

@@ -1,9 +1,9 @@
 """The token endpoint (RFC 6749), revocation (RFC 7009), introspection (RFC 7662)
 and the authorization server's metadata (RFC 8414)."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
 from app.core.db import DbSession
@@ -11,7 +11,7 @@ from app.core.network import OriginDep
 from app.oauth import introspection, revocation
 from app.oauth.client_auth import IntrospectingClient, TokenClient
 from app.oauth.errors import NO_STORE, InvalidRequest
-from app.oauth.form import SingleValuedForm
+from app.oauth.form import FormField, SingleValuedForm
 from app.oauth.grants import TokenRequest, dispatch
 from app.roles import service as roles_service
 from app.sessions.schemas import TokenResponse
@@ -32,7 +32,6 @@ OAUTH_ERRORS: dict[int | str, dict[str, str]] = {
     429: {"description": "Too many failed attempts; see Retry-After"},
     503: {"description": "Login capacity exhausted; see Retry-After"},
 }
-FormField = Annotated[str | None, Form()]
 MAX_PARAM_LENGTH = 4096
 # RFC 8414 §2 names; "none" is a public client sending its client_id alone.
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -55,9 +54,6 @@ async def issue_token(
     password: FormField = None,
     refresh_token: FormField = None,
     scope: FormField = None,
-    # Read with the Authorization header by `client_auth`; declared for the document.
-    client_id: FormField = None,
-    client_secret: FormField = None,
 ) -> TokenResponse:
     """OAuth 2.0 token endpoint (RFC 6749): `password`, `refresh_token` and
     `client_credentials` grants; clients authenticate by `client_secret_basic` or
@@ -93,9 +89,6 @@ async def revoke_token(
     client: TokenClient,
     token: FormField = None,
     token_type_hint: FormField = None,
-    # Read with the Authorization header by `client_auth`; declared for the document.
-    client_id: FormField = None,
-    client_secret: FormField = None,
 ) -> Response:
     """RFC 7009 revocation of a token issued to the requesting client: a session's
     refresh or access token ends its session. Always 200."""
@@ -124,9 +117,6 @@ async def introspect_token(
     _: IntrospectingClient,
     token: FormField = None,
     token_type_hint: FormField = None,
-    # Read with the Authorization header by `client_auth`; declared for the document.
-    client_id: FormField = None,
-    client_secret: FormField = None,
 ) -> JSONResponse:
     """RFC 7662 introspection, for resource servers' clients holding
     `tokens:introspect`: `{"active": false}` for anything not live now."""

@@ -10,6 +10,7 @@ import time
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.middleware import HttpMiddleware
 from app.core.network import client_ip
 from app.observability import logs, metrics
 
@@ -27,15 +28,12 @@ def new_request_id() -> bytes:
     return f"{_PREFIX}{next(_counter):016x}".encode()
 
 
-class RequestObservability:
+class RequestObservability(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, access_log: bool):
-        self.app = app
+        super().__init__(app)
         self.access_log = access_log
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         raw_id = None
         for name, value in scope["headers"]:

@@ -11,13 +11,13 @@ from app.authz.dependencies import AUTH_ERRORS, MetricsRead
 from app.observability import metrics
 from app.state import State, StateDep
 
-router = APIRouter(tags=["observability"])
+router = APIRouter(tags=["observability"], responses=AUTH_ERRORS)
 
 
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={**AUTH_ERRORS, 200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def read_metrics(_: MetricsRead, state: StateDep) -> Response:
     """Prometheus text format: requests and latency by route and status, sign-ins,

@@ -7,18 +7,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.core.models import UTCDateTime, utcnow, uuid7
+from app.core.models import UTCDateTime, belongs_to, utcnow, uuid7
 
 
 class PersonalAccessToken(SQLModel, table=True):
     __tablename__ = "personal_access_token"
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
-    account_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("account.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
+    account_id: uuid.UUID = belongs_to("account.id", index=True)
     name: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
     # SHA-256 of the token: it is 256 random bits, so a fast hash is enough.
     token_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))

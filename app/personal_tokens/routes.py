@@ -4,7 +4,6 @@ from fastapi import APIRouter, Response, status
 
 from app.authz.dependencies import AUTH_ERRORS, AccountsAdmin, AccountsRead, MeRead, MeWrite
 from app.core.db import DbSession
-from app.core.network import OriginDep
 from app.personal_tokens import service as personal_tokens
 from app.personal_tokens.schemas import (
     PersonalTokenCreate,
@@ -15,12 +14,12 @@ from app.state import SettingsDep
 
 # Under /accounts, and included before the accounts router's `/{account_id}`
 # routes, so that `/accounts/me/tokens` is never read as an account id.
-router = APIRouter(prefix="/accounts", tags=["personal access tokens"])
+router = APIRouter(prefix="/accounts", tags=["personal access tokens"], responses=AUTH_ERRORS)
 
 NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such account or token"}}
 
 
-@router.get("/me/tokens", response_model=list[PersonalTokenPublic], responses=AUTH_ERRORS)
+@router.get("/me/tokens", response_model=list[PersonalTokenPublic])
 async def list_own_tokens(principal: MeRead, db: DbSession) -> list[PersonalTokenPublic]:
     """The caller's personal access tokens (never the tokens themselves)."""
     return await personal_tokens.list_tokens(db, account_id=principal.account_id)
@@ -30,41 +29,29 @@ async def list_own_tokens(principal: MeRead, db: DbSession) -> list[PersonalToke
     "/me/tokens",
     status_code=status.HTTP_201_CREATED,
     response_model=PersonalTokenCreated,
-    responses=AUTH_ERRORS,
 )
 async def create_own_token(
     body: PersonalTokenCreate,
-    principal: MeWrite,
+    actor: MeWrite,
     db: DbSession,
     settings: SettingsDep,
-    origin: OriginDep,
     response: Response,
 ) -> PersonalTokenCreated:
     """Make a personal access token carrying some of the caller's scopes; the token
     is in this answer only. Needs a session's token (a personal access token gets 403)."""
     response.headers["Cache-Control"] = "no-store"
-    return await personal_tokens.create_token(
-        db,
-        settings=settings,
-        principal=principal,
-        ip=origin.ip,
-        name=body.name,
-        scopes=body.scopes,
-        expires_in_days=body.expires_in_days,
-    )
+    return await personal_tokens.create_token(db, actor=actor, settings=settings, new=body)
 
 
 @router.delete(
     "/me/tokens/{token_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses=NOT_FOUND,
 )
-async def revoke_own_token(
-    token_id: uuid.UUID, principal: MeWrite, db: DbSession, origin: OriginDep
-) -> Response:
+async def revoke_own_token(token_id: uuid.UUID, actor: MeWrite, db: DbSession) -> Response:
     """Revoke one of the caller's tokens; it stops working at once."""
     await personal_tokens.revoke_token(
-        db, principal=principal, ip=origin.ip, account_id=principal.account_id, token_id=token_id
+        db, actor=actor, account_id=actor.principal.account_id, token_id=token_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -72,7 +59,7 @@ async def revoke_own_token(
 @router.get(
     "/{account_id}/tokens",
     response_model=list[PersonalTokenPublic],
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses=NOT_FOUND,
 )
 async def list_account_tokens(
     account_id: uuid.UUID, _: AccountsRead, db: DbSession
@@ -84,17 +71,14 @@ async def list_account_tokens(
 @router.delete(
     "/{account_id}/tokens/{token_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**AUTH_ERRORS, **NOT_FOUND},
+    responses=NOT_FOUND,
 )
 async def revoke_account_token(
     account_id: uuid.UUID,
     token_id: uuid.UUID,
-    principal: AccountsAdmin,
+    actor: AccountsAdmin,
     db: DbSession,
-    origin: OriginDep,
 ) -> Response:
     """Revoke an account's token."""
-    await personal_tokens.revoke_token(
-        db, principal=principal, ip=origin.ip, account_id=account_id, token_id=token_id
-    )
+    await personal_tokens.revoke_token(db, actor=actor, account_id=account_id, token_id=token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,12 +22,16 @@ from sqlmodel import col
 
 from app.accounts.models import Account
 from app.audit import service as audit
-from app.authz.catalogue import GATEHOUSE_CLIENT, Principal, format_scope, parse_scope
+from app.authz.catalogue import GATEHOUSE_CLIENT, Actor, Principal, format_scope, parse_scope
 from app.core.config import Settings
 from app.core.errors import Forbidden, Invalid, NotFound
 from app.core.models import UTCDateTime, utcnow
 from app.personal_tokens.models import PersonalAccessToken
-from app.personal_tokens.schemas import PersonalTokenCreated, PersonalTokenPublic
+from app.personal_tokens.schemas import (
+    PersonalTokenCreate,
+    PersonalTokenCreated,
+    PersonalTokenPublic,
+)
 from app.roles import service as roles_service
 from app.roles.models import AccountRole, RoleScope
 
@@ -86,16 +90,14 @@ def _public(row: PersonalAccessToken) -> PersonalTokenPublic:
 async def create_token(
     db: AsyncSession,
     *,
+    actor: Actor[Principal],
     settings: Settings,
-    principal: Principal,
-    ip: str | None,
-    name: str,
-    scopes: list[str],
-    expires_in_days: int | None,
+    new: PersonalTokenCreate,
 ) -> PersonalTokenCreated:
     """Make a token for the caller's own account. Only a session's access token
     may: a personal access token minting another would outlive its own
     revocation, and a client's token has no account."""
+    principal, name, expires_in_days = actor.principal, new.name, new.expires_in_days
     if principal.kind != "session" or principal.account_id is None:
         raise Forbidden("Only a session's access token can create a personal access token")
     days = settings.pat_max_days if expires_in_days is None else expires_in_days
@@ -103,7 +105,7 @@ async def create_token(
         raise Invalid(
             f"expires_in_days must be at most {settings.pat_max_days}", field="expires_in_days"
         )
-    wanted = set(scopes)
+    wanted = set(new.scopes)
     held, _ = await roles_service.effective_scopes(db, principal.account_id)
     if missing := sorted(wanted - held):
         raise Invalid(f"The account does not hold {missing[0]}", field="scopes")
@@ -123,12 +125,11 @@ async def create_token(
     )
     db.add(row)
     await db.flush()
-    await audit.record(
+    await audit.record_change(
         db,
-        action="token.create",
-        actor=principal.account_id,
+        actor,
+        "token.create",
         target=str(row.id),
-        ip=ip,
         detail={"name": name, "scopes": sorted(wanted), "expires_at": row.expires_at.isoformat()},
     )
     return PersonalTokenCreated(**_public(row).model_dump(), token=token)
@@ -151,8 +152,7 @@ async def list_tokens(
 async def revoke_token(
     db: AsyncSession,
     *,
-    principal: Principal,
-    ip: str | None,
+    actor: Actor[Principal],
     account_id: uuid.UUID,
     token_id: uuid.UUID,
 ) -> None:
@@ -167,16 +167,12 @@ async def revoke_token(
     if row is None:
         raise NotFound("Token not found")
     await db.execute(delete(PersonalAccessToken).where(col(PersonalAccessToken.id) == token_id))
-    detail: dict[str, object] = {"name": row.name, "account_id": str(account_id)}
-    if principal.account_id is None:
-        detail["actor_client"] = principal.client_id
-    await audit.record(
+    await audit.record_change(
         db,
-        action="token.revoke",
-        actor=principal.account_id,
+        actor,
+        "token.revoke",
         target=str(token_id),
-        ip=ip,
-        detail=detail,
+        detail={"name": row.name, "account_id": str(account_id)},
     )
 
 

@@ -1,23 +1,11 @@
 """Scopes, roles, what each role carries, and who holds which role."""
 
 import uuid
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-
-def _name_key(table: str, *, index: bool = False) -> Any:
-    """Part of a link table's primary key: the name of a role or scope, whose
-    deletion takes the link with it."""
-    return Field(
-        sa_column=sa.Column(
-            sa.String(64),
-            sa.ForeignKey(f"{table}.name", ondelete="CASCADE"),
-            primary_key=True,
-            index=index,
-        )
-    )
+from app.core.models import belongs_to
 
 
 class Scope(SQLModel, table=True):
@@ -39,16 +27,12 @@ class Role(SQLModel, table=True):
 class RoleScope(SQLModel, table=True):
     __tablename__ = "role_scope"
 
-    role_name: str = _name_key("role")
-    scope_name: str = _name_key("scope", index=True)
+    role_name: str = belongs_to("role.name", primary_key=True)
+    scope_name: str = belongs_to("scope.name", primary_key=True, index=True)
 
 
 class AccountRole(SQLModel, table=True):
     __tablename__ = "account_role"
 
-    account_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("account.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
-    role_name: str = _name_key("role", index=True)
+    account_id: uuid.UUID = belongs_to("account.id", primary_key=True)
+    role_name: str = belongs_to("role.name", primary_key=True, index=True)

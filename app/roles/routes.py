@@ -7,20 +7,19 @@ from app.accounts import service as accounts_service
 from app.accounts.schemas import AccountPublic
 from app.authz.dependencies import AUTH_ERRORS, RolesRead, RolesWrite
 from app.core.db import DbSession
-from app.core.network import OriginDep
 from app.core.schemas import NO_NUL
 from app.roles import service as roles_service
 from app.roles.schemas import RoleCreate, RolePublic, RoleUpdate, ScopeCreate, ScopePublic
 
-router = APIRouter(prefix="/roles", tags=["roles"])
-scopes_router = APIRouter(prefix="/scopes", tags=["scopes"])
-assignment_router = APIRouter(prefix="/accounts", tags=["accounts"])
+router = APIRouter(prefix="/roles", tags=["roles"], responses=AUTH_ERRORS)
+scopes_router = APIRouter(prefix="/scopes", tags=["scopes"], responses=AUTH_ERRORS)
+assignment_router = APIRouter(prefix="/accounts", tags=["accounts"], responses=AUTH_ERRORS)
 
 NameParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 ROLE_NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such role"}}
 
 
-@router.get("", response_model=list[RolePublic], responses=AUTH_ERRORS)
+@router.get("", response_model=list[RolePublic])
 async def list_roles(_: RolesRead, db: DbSession) -> list[RolePublic]:
     """Every role with its scopes."""
     return await roles_service.list_roles(db)
@@ -30,24 +29,14 @@ async def list_roles(_: RolesRead, db: DbSession) -> list[RolePublic]:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RolePublic,
-    responses={**AUTH_ERRORS, 409: {"description": "Role exists"}},
+    responses={409: {"description": "Role exists"}},
 )
-async def create_role(
-    body: RoleCreate, principal: RolesWrite, db: DbSession, origin: OriginDep
-) -> RolePublic:
+async def create_role(body: RoleCreate, actor: RolesWrite, db: DbSession) -> RolePublic:
     """Create a role. Needs every scope it carries."""
-    return await roles_service.create_role(
-        db,
-        actor=principal.account_id,
-        actor_scopes=principal.scopes,
-        ip=origin.ip,
-        name=body.name,
-        description=body.description,
-        scopes=body.scopes,
-    )
+    return await roles_service.create_role(db, actor=actor, role=body)
 
 
-@router.get("/{name}", response_model=RolePublic, responses={**AUTH_ERRORS, **ROLE_NOT_FOUND})
+@router.get("/{name}", response_model=RolePublic, responses=ROLE_NOT_FOUND)
 async def read_role(name: NameParam, _: RolesRead, db: DbSession) -> RolePublic:
     """One role."""
     return await roles_service.get_role(db, name)
@@ -57,42 +46,29 @@ async def read_role(name: NameParam, _: RolesRead, db: DbSession) -> RolePublic:
     "/{name}",
     response_model=RolePublic,
     responses={
-        **AUTH_ERRORS,
         **ROLE_NOT_FOUND,
         409: {"description": "The admin role's scopes are fixed"},
     },
 )
 async def update_role(
-    name: NameParam, body: RoleUpdate, principal: RolesWrite, db: DbSession, origin: OriginDep
+    name: NameParam, body: RoleUpdate, actor: RolesWrite, db: DbSession
 ) -> RolePublic:
     """Change a role's description or scopes; holders' tokens are refused from the next request."""
-    return await roles_service.update_role(
-        db,
-        actor=principal.account_id,
-        actor_scopes=principal.scopes,
-        ip=origin.ip,
-        name=name,
-        description=body.description,
-        scopes=body.scopes,
-    )
+    return await roles_service.update_role(db, actor=actor, name=name, change=body)
 
 
 @router.delete(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**AUTH_ERRORS, **ROLE_NOT_FOUND, 409: {"description": "Built-in role"}},
+    responses={**ROLE_NOT_FOUND, 409: {"description": "Built-in role"}},
 )
-async def delete_role(
-    name: NameParam, principal: RolesWrite, db: DbSession, origin: OriginDep
-) -> Response:
+async def delete_role(name: NameParam, actor: RolesWrite, db: DbSession) -> Response:
     """Delete a custom role."""
-    await roles_service.delete_role(
-        db, actor=principal.account_id, actor_scopes=principal.scopes, ip=origin.ip, name=name
-    )
+    await roles_service.delete_role(db, actor=actor, name=name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@scopes_router.get("", response_model=list[ScopePublic], responses=AUTH_ERRORS)
+@scopes_router.get("", response_model=list[ScopePublic])
 async def list_scopes(_: RolesRead, db: DbSession) -> list[ScopePublic]:
     """The scope catalogue: built-in scopes and custom ones for other services."""
     return await roles_service.list_scopes(db)
@@ -102,15 +78,11 @@ async def list_scopes(_: RolesRead, db: DbSession) -> list[ScopePublic]:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ScopePublic,
-    responses={**AUTH_ERRORS, 409: {"description": "Scope exists"}},
+    responses={409: {"description": "Scope exists"}},
 )
-async def create_scope(
-    body: ScopeCreate, principal: RolesWrite, db: DbSession, origin: OriginDep
-) -> ScopePublic:
+async def create_scope(body: ScopeCreate, actor: RolesWrite, db: DbSession) -> ScopePublic:
     """Add a custom scope."""
-    return await roles_service.create_scope(
-        db, actor=principal.account_id, ip=origin.ip, name=body.name, description=body.description
-    )
+    return await roles_service.create_scope(db, actor=actor, scope=body)
 
 
 # A path converter: a custom scope stored before names were restricted (CONTRACT.md,
@@ -119,35 +91,28 @@ async def create_scope(
     "/{name:path}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
-        **AUTH_ERRORS,
         404: {"description": "No such scope"},
         409: {"description": "Built-in scope"},
     },
 )
-async def delete_scope(
-    name: NameParam, principal: RolesWrite, db: DbSession, origin: OriginDep
-) -> Response:
+async def delete_scope(name: NameParam, actor: RolesWrite, db: DbSession) -> Response:
     """Delete a custom scope; holders' tokens are refused from their next request."""
-    await roles_service.delete_scope(
-        db, actor=principal.account_id, actor_scopes=principal.scopes, ip=origin.ip, name=name
-    )
+    await roles_service.delete_scope(db, actor=actor, name=name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @assignment_router.put(
     "/{account_id}/roles/{role}",
     response_model=AccountPublic,
-    responses={**AUTH_ERRORS, 404: {"description": "No such account or role"}},
+    responses={404: {"description": "No such account or role"}},
 )
 async def assign_role(
-    account_id: uuid.UUID, role: NameParam, principal: RolesWrite, db: DbSession, origin: OriginDep
+    account_id: uuid.UUID, role: NameParam, actor: RolesWrite, db: DbSession
 ) -> AccountPublic:
     """Give an account a role (idempotent). Needs every scope the role carries."""
     account = await roles_service.assign_role(
         db,
-        actor=principal.account_id,
-        actor_scopes=principal.scopes,
-        ip=origin.ip,
+        actor=actor,
         account_id=account_id,
         role=role,
     )
@@ -158,20 +123,17 @@ async def assign_role(
     "/{account_id}/roles/{role}",
     response_model=AccountPublic,
     responses={
-        **AUTH_ERRORS,
         404: {"description": "No such account or role"},
         409: {"description": "Conflict (taken, or the last admin)"},
     },
 )
 async def unassign_role(
-    account_id: uuid.UUID, role: NameParam, principal: RolesWrite, db: DbSession, origin: OriginDep
+    account_id: uuid.UUID, role: NameParam, actor: RolesWrite, db: DbSession
 ) -> AccountPublic:
     """Take a role from an account; its tokens are refused from the next request."""
     account = await roles_service.unassign_role(
         db,
-        actor=principal.account_id,
-        actor_scopes=principal.scopes,
-        ip=origin.ip,
+        actor=actor,
         account_id=account_id,
         role=role,
     )

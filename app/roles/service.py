@@ -14,31 +14,30 @@ of pulling the row away between the check and the insert.
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.accounts.models import Account
 from app.audit import service as audit
-from app.authz.catalogue import ADMIN_ROLE, carries_every_permission, holds_all
-from app.core.db import inserted
+from app.authz.catalogue import (
+    ADMIN_ROLE,
+    Actor,
+    Principal,
+    carries_every_permission,
+    holds_all,
+)
+from app.core.db import affected, grouped, inserted
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.roles.models import AccountRole, Role, RoleScope, Scope
-from app.roles.schemas import RolePublic, ScopePublic
+from app.roles.schemas import RoleCreate, RolePublic, RoleUpdate, ScopeCreate, ScopePublic
 
 
-async def _scopes_of(db: AsyncSession, names: Sequence[str]) -> dict[str, list[str]]:
-    result: dict[str, list[str]] = defaultdict(list)
-    rows = await db.execute(
-        select(col(RoleScope.role_name), col(RoleScope.scope_name))
-        .where(col(RoleScope.role_name).in_(names))
-        .order_by(col(RoleScope.scope_name))
-    )
-    for role, scope in rows.all():
-        result[role].append(scope)
-    return result
+async def scopes_of(db: AsyncSession, names: Sequence[str]) -> defaultdict[str, list[str]]:
+    """Each named role's scopes, sorted."""
+    return await grouped(db, col(RoleScope.role_name), col(RoleScope.scope_name), names)
 
 
 async def roles_and_scopes(
@@ -123,7 +122,7 @@ async def is_last_active_admin(db: AsyncSession, account: Account) -> bool:
 
 async def list_roles(db: AsyncSession) -> list[RolePublic]:
     roles = (await db.scalars(select(Role).order_by(col(Role.name)))).all()
-    scopes = await _scopes_of(db, [r.name for r in roles])
+    scopes = await scopes_of(db, [r.name for r in roles])
     return [
         RolePublic(name=r.name, description=r.description, scopes=scopes[r.name], builtin=r.builtin)
         for r in roles
@@ -148,28 +147,29 @@ async def _get_role(
 
 async def get_role(db: AsyncSession, name: str) -> RolePublic:
     role = await _get_role(db, name)
-    scopes = await _scopes_of(db, [name])
+    scopes = await scopes_of(db, [name])
     return RolePublic(
         name=role.name, description=role.description, scopes=scopes[name], builtin=role.builtin
     )
 
 
-async def _actor_holds(
-    db: AsyncSession, actor: uuid.UUID, actor_scopes: frozenset[str]
-) -> tuple[set[str], bool]:
+async def _actor_holds(db: AsyncSession, actor: Actor[Principal]) -> tuple[set[str], bool]:
     """What the request's token may grant: its scopes that the account still
-    holds, and whether the account holds the admin role."""
-    held, is_admin = await effective_scopes(db, actor)
-    return held & actor_scopes, is_admin
+    holds, and whether the account holds the admin role. A client acting through
+    its own token holds what its token carries, and is never an admin."""
+    if actor.account_id is None:
+        return set(actor.scopes), False
+    held, is_admin = await effective_scopes(db, actor.account_id)
+    return held & actor.scopes, is_admin
 
 
-async def check_may_grant(
-    db: AsyncSession, actor: uuid.UUID, actor_scopes: frozenset[str], scopes: set[str]
-) -> None:
-    """403 unless the token making the request carries every scope in `scopes`
-    (an admin's token carrying every built-in permission scope counts as holding
-    every custom scope): a token narrowed to `roles:write` grants nothing else."""
-    usable, is_admin = await _actor_holds(db, actor, actor_scopes)
+async def check_may_grant(db: AsyncSession, actor: Actor[Principal], scopes: set[str]) -> None:
+    """The guardrail (CONTRACT.md, "Guardrails"): 403 unless the token making the
+    request carries every scope in `scopes` (an admin's token carrying every
+    built-in permission scope counts as holding every custom scope): a token
+    narrowed to `roles:write` grants nothing else. Giving a role to an account or
+    a client, and changing a role, are all granting its scopes."""
+    usable, is_admin = await _actor_holds(db, actor)
     if not holds_all(usable, scopes, is_admin=is_admin):
         raise Forbidden("You cannot grant scopes your token does not carry")
 
@@ -206,45 +206,34 @@ async def check_roles_exist(db: AsyncSession, roles: Sequence[str], *, lock: boo
         raise NotFound(f"Unknown role: {missing[0]}")
 
 
-async def create_role(
-    db: AsyncSession,
-    *,
-    actor: uuid.UUID,
-    actor_scopes: frozenset[str],
-    ip: str | None,
-    name: str,
-    description: str,
-    scopes: list[str],
-) -> RolePublic:
-    wanted = set(scopes)
+async def create_role(db: AsyncSession, *, actor: Actor[Principal], role: RoleCreate) -> RolePublic:
+    name, description, wanted = role.name, role.description, set(role.scopes)
     await _check_known_scopes(db, wanted)
-    await check_may_grant(db, actor, actor_scopes, wanted)
+    await check_may_grant(db, actor, wanted)
     if not await inserted(db, Role(name=name, description=description, builtin=False)):
         raise Conflict("A role with that name exists")
     for scope in sorted(wanted):
         db.add(RoleScope(role_name=name, scope_name=scope))
     await db.flush()
-    role = await get_role(db, name)
-    await audit.record(
-        db, action="role.create", actor=actor, target=name, ip=ip, detail={"scopes": role.scopes}
+    created = await get_role(db, name)
+    await audit.record_change(
+        db, actor, "role.create", target=name, detail={"scopes": created.scopes}
     )
-    return role
+    return created
 
 
 async def update_role(
     db: AsyncSession,
     *,
-    actor: uuid.UUID,
-    actor_scopes: frozenset[str],
-    ip: str | None,
+    actor: Actor[Principal],
     name: str,
-    description: str | None,
-    scopes: list[str] | None,
+    change: RoleUpdate,
 ) -> RolePublic:
+    description, scopes = change.description, change.scopes
     role = await _get_role(db, name, lock=True)
     if role.builtin:
         # What `user` carries, every signup gets; `admin` is every built-in scope.
-        usable, _ = await _actor_holds(db, actor, actor_scopes)
+        usable, _ = await _actor_holds(db, actor)
         if not carries_every_permission(usable):
             raise Forbidden(
                 "Only a token carrying every built-in permission scope may change a built-in role"
@@ -252,19 +241,19 @@ async def update_role(
     changed: dict[str, object] = {}
     if description is not None and description != role.description:
         # Changing a role, even only its description, needs every scope it carries.
-        await check_may_grant(db, actor, actor_scopes, set((await _scopes_of(db, [name]))[name]))
+        await check_may_grant(db, actor, set((await scopes_of(db, [name]))[name]))
         role.description = description
         changed["description"] = description
     if scopes is not None:
         wanted = set(scopes)
-        current = set((await _scopes_of(db, [name]))[name])
+        current = set((await scopes_of(db, [name]))[name])
         if wanted != current:
             if role.name == ADMIN_ROLE:
                 raise Conflict("The admin role always carries every built-in scope")
             await _check_known_scopes(db, wanted)
             # Both what is added and what is taken away: removing a scope from a
             # role also changes what its holders may do.
-            await check_may_grant(db, actor, actor_scopes, wanted | current)
+            await check_may_grant(db, actor, wanted | current)
             await db.execute(delete(RoleScope).where(col(RoleScope.role_name) == name))
             for scope in sorted(wanted):
                 db.add(RoleScope(role_name=name, scope_name=scope))
@@ -273,37 +262,31 @@ async def update_role(
             changed["removed"] = sorted(current - wanted)
     await db.flush()
     if changed:
-        await audit.record(
-            db, action="role.update", actor=actor, target=name, ip=ip, detail=changed
-        )
+        await audit.record_change(db, actor, "role.update", target=name, detail=changed)
     return await get_role(db, name)
 
 
 async def delete_role(
     db: AsyncSession,
     *,
-    actor: uuid.UUID,
-    actor_scopes: frozenset[str],
-    ip: str | None,
+    actor: Actor[Principal],
     name: str,
 ) -> None:
     role = await _get_role(db, name, lock=True)
     if role.builtin:
         raise Conflict("Built-in roles cannot be deleted")
-    scopes = set((await _scopes_of(db, [name]))[name])
-    await check_may_grant(db, actor, actor_scopes, scopes)
+    scopes = set((await scopes_of(db, [name]))[name])
+    await check_may_grant(db, actor, scopes)
     await bump_authz_version(db, role=name)
     await db.execute(delete(Role).where(col(Role.name) == name))
-    await audit.record(db, action="role.delete", actor=actor, target=name, ip=ip, detail={})
+    await audit.record_change(db, actor, "role.delete", target=name)
 
 
-async def check_may_assign(
-    db: AsyncSession, *, actor: uuid.UUID, actor_scopes: frozenset[str], role: str
-) -> None:
+async def check_may_assign(db: AsyncSession, *, actor: Actor[Principal], role: str) -> None:
     """404 for an unknown role, 403 unless the token carries every scope it carries.
     The role cannot be deleted before this transaction ends (key-share lock)."""
     await _get_role(db, role, key_share=True)
-    await check_may_grant(db, actor, actor_scopes, set((await _scopes_of(db, [role]))[role]))
+    await check_may_grant(db, actor, set((await scopes_of(db, [role]))[role]))
 
 
 async def _lock_account(db: AsyncSession, account_id: uuid.UUID) -> Account:
@@ -318,16 +301,14 @@ async def _lock_account(db: AsyncSession, account_id: uuid.UUID) -> Account:
 async def assign_role(
     db: AsyncSession,
     *,
-    actor: uuid.UUID,
-    actor_scopes: frozenset[str],
-    ip: str | None,
+    actor: Actor[Principal],
     account_id: uuid.UUID,
     role: str,
 ) -> Account:
     """Idempotent: assigning a role the account holds changes and records nothing."""
     # The role before the account, in the order `delete_role` takes them (the
     # role, then its holders' accounts): the other order could deadlock.
-    await check_may_assign(db, actor=actor, actor_scopes=actor_scopes, role=role)
+    await check_may_assign(db, actor=actor, role=role)
     account = await _lock_account(db, account_id)
     exists = await db.scalar(
         select(func.count()).where(
@@ -341,8 +322,8 @@ async def assign_role(
         # clash: a concurrent identical assignment won, and the role is held.
         return account
     await bump_authz_version(db, [account_id])
-    await audit.record(
-        db, action="role.assign", actor=actor, target=str(account_id), ip=ip, detail={"role": role}
+    await audit.record_change(
+        db, actor, "role.assign", target=str(account_id), detail={"role": role}
     )
     return account
 
@@ -350,9 +331,7 @@ async def assign_role(
 async def unassign_role(
     db: AsyncSession,
     *,
-    actor: uuid.UUID,
-    actor_scopes: frozenset[str],
-    ip: str | None,
+    actor: Actor[Principal],
     account_id: uuid.UUID,
     role: str,
 ) -> Account:
@@ -364,24 +343,17 @@ async def unassign_role(
     # that waited on the lock has just lost `admin` itself, and the answer is 409.
     if role == ADMIN_ROLE and await is_last_active_admin(db, account):
         raise Conflict("The last active admin cannot lose the admin role")
-    await check_may_assign(db, actor=actor, actor_scopes=actor_scopes, role=role)
-    result = cast(
-        "CursorResult[Any]",
-        await db.execute(
-            delete(AccountRole).where(
-                col(AccountRole.account_id) == account_id, col(AccountRole.role_name) == role
-            )
+    await check_may_assign(db, actor=actor, role=role)
+    taken = await affected(
+        db,
+        delete(AccountRole).where(
+            col(AccountRole.account_id) == account_id, col(AccountRole.role_name) == role
         ),
     )
-    if result.rowcount:
+    if taken:
         await bump_authz_version(db, [account_id])
-        await audit.record(
-            db,
-            action="role.unassign",
-            actor=actor,
-            target=str(account_id),
-            ip=ip,
-            detail={"role": role},
+        await audit.record_change(
+            db, actor, "role.unassign", target=str(account_id), detail={"role": role}
         )
     return account
 
@@ -392,20 +364,19 @@ async def list_scopes(db: AsyncSession) -> list[ScopePublic]:
 
 
 async def create_scope(
-    db: AsyncSession, *, actor: uuid.UUID, ip: str | None, name: str, description: str
+    db: AsyncSession, *, actor: Actor[Principal], scope: ScopeCreate
 ) -> ScopePublic:
+    name, description = scope.name, scope.description
     if not await inserted(db, Scope(name=name, description=description, builtin=False)):
         raise Conflict("A scope with that name exists")
-    await audit.record(db, action="scope.create", actor=actor, target=name, ip=ip, detail={})
+    await audit.record_change(db, actor, "scope.create", target=name)
     return ScopePublic(name=name, description=description, builtin=False)
 
 
 async def delete_scope(
     db: AsyncSession,
     *,
-    actor: uuid.UUID,
-    actor_scopes: frozenset[str],
-    ip: str | None,
+    actor: Actor[Principal],
     name: str,
 ) -> None:
     scope = await db.scalar(select(Scope).where(col(Scope.name) == name).with_for_update())
@@ -413,7 +384,7 @@ async def delete_scope(
         raise NotFound("Scope not found")
     if scope.builtin:
         raise Conflict("Built-in scopes cannot be deleted")
-    await check_may_grant(db, actor, actor_scopes, {name})
+    await check_may_grant(db, actor, {name})
     holders = select(col(AccountRole.account_id)).where(
         col(AccountRole.role_name).in_(
             select(col(RoleScope.role_name)).where(col(RoleScope.scope_name) == name)
@@ -421,4 +392,4 @@ async def delete_scope(
     )
     await bump_authz_version(db, list((await db.scalars(holders)).all()))
     await db.execute(delete(Scope).where(col(Scope.name) == name))
-    await audit.record(db, action="scope.delete", actor=actor, target=name, ip=ip, detail={})
+    await audit.record_change(db, actor, "scope.delete", target=name)

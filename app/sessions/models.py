@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.core.models import UTCDateTime, utcnow, uuid7
+from app.core.models import UTCDateTime, belongs_to, utcnow, uuid7
 
 
 class AuthSession(SQLModel, table=True):
@@ -15,21 +15,10 @@ class AuthSession(SQLModel, table=True):
     __tablename__ = "auth_session"
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
-    account_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("account.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
+    account_id: uuid.UUID = belongs_to("account.id", index=True)
     # The client the session was opened through: its refresh tokens work for that
     # client only (RFC 6749 §10.4), and deleting the client ends the session.
-    client_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(64),
-            sa.ForeignKey("oauth_client.client_id", ondelete="CASCADE"),
-            nullable=False,
-            index=True,
-        )
-    )
+    client_id: str = belongs_to("oauth_client.client_id", index=True)
     # Scopes granted at login; a refresh may narrow them, never widen.
     scope: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
     created_at: datetime = Field(
@@ -54,14 +43,7 @@ class RefreshToken(SQLModel, table=True):
     __tablename__ = "refresh_token"
 
     token_hash: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
-    session_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid,
-            sa.ForeignKey("auth_session.id", ondelete="CASCADE"),
-            nullable=False,
-            index=True,
-        )
-    )
+    session_id: uuid.UUID = belongs_to("auth_session.id", index=True)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )

@@ -9,10 +9,10 @@ from app.sessions import service as sessions_service
 from app.sessions.schemas import SessionPublic
 from app.state import SettingsDep
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], responses=AUTH_ERRORS)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=AUTH_ERRORS)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(principal: AnyToken, db: DbSession, origin: OriginDep) -> Response:
     """End the current session."""
     await sessions_service.logout(
@@ -21,7 +21,7 @@ async def logout(principal: AnyToken, db: DbSession, origin: OriginDep) -> Respo
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/sessions", response_model=list[SessionPublic], responses=AUTH_ERRORS)
+@router.get("/sessions", response_model=list[SessionPublic])
 async def list_sessions(
     principal: MeRead, db: DbSession, settings: SettingsDep
 ) -> list[SessionPublic]:
@@ -34,21 +34,20 @@ async def list_sessions(
 @router.delete(
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**AUTH_ERRORS, 404: {"description": "Not one of the caller's live sessions"}},
+    responses={404: {"description": "Not one of the caller's live sessions"}},
 )
 async def end_session(
     session_id: uuid.UUID,
-    principal: MeWrite,
+    actor: MeWrite,
     db: DbSession,
     settings: SettingsDep,
-    origin: OriginDep,
 ) -> Response:
     """End one of the caller's sessions."""
     await sessions_service.end_own_session(
         db,
         settings=settings,
-        account_id=principal.account_id,
+        account_id=actor.principal.account_id,
         session_id=session_id,
-        ip=origin.ip,
+        ip=actor.ip,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
