@@ -35,7 +35,6 @@ async def public(db: DbSession, account: Account) -> AccountPublic:
 @signup_router.post(
     "/signup",
     status_code=status.HTTP_201_CREATED,
-    response_model=AccountPublic,
     responses={
         403: {"description": "Self-signup is off"},
         409: {"description": "Username or email taken"},
@@ -62,7 +61,7 @@ async def signup(
     return await public(db, account)
 
 
-@router.get("/me", response_model=AccountPublic)
+@router.get("/me")
 async def read_own_account(principal: MeRead, db: DbSession) -> AccountPublic:
     """The caller's own account."""
     return await public(db, await accounts_service.get_account(db, principal.account_id))
@@ -91,7 +90,7 @@ async def change_own_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("", response_model=Page[AccountPublic])
+@router.get("")
 async def list_accounts(
     _: AccountsRead,
     db: DbSession,
@@ -109,7 +108,6 @@ async def list_accounts(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=AccountPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def create_account(
@@ -123,7 +121,7 @@ async def create_account(
     return await public(db, account)
 
 
-@router.get("/{account_id}", response_model=AccountPublic, responses=NOT_FOUND)
+@router.get("/{account_id}", responses=NOT_FOUND)
 async def read_account(account_id: uuid.UUID, _: AccountsRead, db: DbSession) -> AccountPublic:
     """One account."""
     return await public(db, await accounts_service.get_account(db, account_id))
@@ -131,7 +129,6 @@ async def read_account(account_id: uuid.UUID, _: AccountsRead, db: DbSession) ->
 
 @router.patch(
     "/{account_id}",
-    response_model=AccountPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def update_account(

@@ -13,7 +13,7 @@ from app.core.schemas import NO_NUL, Page
 router = APIRouter(prefix="/audit", tags=["audit"], responses=AUTH_ERRORS)
 
 
-@router.get("", response_model=Page[AuditPublic])
+@router.get("")
 async def list_audit_events(
     _: AuditRead,
     db: DbSession,

@@ -24,7 +24,7 @@ NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such clie
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-@router.get("", response_model=Page[ClientPublic])
+@router.get("")
 async def list_clients(
     _: ClientsRead,
     db: DbSession,
@@ -39,7 +39,6 @@ async def list_clients(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=ClientCreated,
     responses=NOT_FOUND,
 )
 async def register_client(
@@ -55,7 +54,7 @@ async def register_client(
     return await clients_service.create_client(db, actor=actor, settings=settings, new=body)
 
 
-@router.get("/{client_id}", response_model=ClientPublic, responses=NOT_FOUND)
+@router.get("/{client_id}", responses=NOT_FOUND)
 async def read_client(
     client_id: ClientIdParam, _: ClientsRead, db: DbSession, settings: SettingsDep
 ) -> ClientPublic:
@@ -65,7 +64,6 @@ async def read_client(
 
 @router.patch(
     "/{client_id}",
-    response_model=ClientPublic,
     responses={
         **NOT_FOUND,
         409: {"description": "The built-in client can only be switched on or off"},
@@ -97,7 +95,6 @@ async def delete_client(client_id: ClientIdParam, actor: ClientsWrite, db: DbSes
 
 @router.post(
     "/{client_id}/secret",
-    response_model=ClientSecret,
     responses={**NOT_FOUND, 409: {"description": "A public client has no secret"}},
 )
 async def rotate_client_secret(

@@ -8,7 +8,7 @@ from app.state import StateDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Status)
+@router.get("/healthz")
 async def healthz() -> Status:
     """Liveness: 200 while the process serves."""
     return Status(status="ok")

@@ -39,7 +39,6 @@ CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 @router.post(
     "/token",
-    response_model=TokenResponse,
     response_model_exclude_none=True,
     responses=OAUTH_ERRORS,
 )

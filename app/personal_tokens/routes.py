@@ -19,7 +19,7 @@ router = APIRouter(prefix="/accounts", tags=["personal access tokens"], response
 NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such account or token"}}
 
 
-@router.get("/me/tokens", response_model=list[PersonalTokenPublic])
+@router.get("/me/tokens")
 async def list_own_tokens(principal: MeRead, db: DbSession) -> list[PersonalTokenPublic]:
     """The caller's personal access tokens (never the tokens themselves)."""
     return await personal_tokens.list_tokens(db, account_id=principal.account_id)
@@ -28,7 +28,6 @@ async def list_own_tokens(principal: MeRead, db: DbSession) -> list[PersonalToke
 @router.post(
     "/me/tokens",
     status_code=status.HTTP_201_CREATED,
-    response_model=PersonalTokenCreated,
 )
 async def create_own_token(
     body: PersonalTokenCreate,
@@ -58,7 +57,6 @@ async def revoke_own_token(token_id: uuid.UUID, actor: MeWrite, db: DbSession) -
 
 @router.get(
     "/{account_id}/tokens",
-    response_model=list[PersonalTokenPublic],
     responses=NOT_FOUND,
 )
 async def list_account_tokens(

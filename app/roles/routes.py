@@ -19,7 +19,7 @@ NameParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 ROLE_NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such role"}}
 
 
-@router.get("", response_model=list[RolePublic])
+@router.get("")
 async def list_roles(_: RolesRead, db: DbSession) -> list[RolePublic]:
     """Every role with its scopes."""
     return await roles_service.list_roles(db)
@@ -28,7 +28,6 @@ async def list_roles(_: RolesRead, db: DbSession) -> list[RolePublic]:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=RolePublic,
     responses={409: {"description": "Role exists"}},
 )
 async def create_role(body: RoleCreate, actor: RolesWrite, db: DbSession) -> RolePublic:
@@ -36,7 +35,7 @@ async def create_role(body: RoleCreate, actor: RolesWrite, db: DbSession) -> Rol
     return await roles_service.create_role(db, actor=actor, role=body)
 
 
-@router.get("/{name}", response_model=RolePublic, responses=ROLE_NOT_FOUND)
+@router.get("/{name}", responses=ROLE_NOT_FOUND)
 async def read_role(name: NameParam, _: RolesRead, db: DbSession) -> RolePublic:
     """One role."""
     return await roles_service.get_role(db, name)
@@ -44,7 +43,6 @@ async def read_role(name: NameParam, _: RolesRead, db: DbSession) -> RolePublic:
 
 @router.patch(
     "/{name}",
-    response_model=RolePublic,
     responses={
         **ROLE_NOT_FOUND,
         409: {"description": "The admin role's scopes are fixed"},
@@ -68,7 +66,7 @@ async def delete_role(name: NameParam, actor: RolesWrite, db: DbSession) -> Resp
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@scopes_router.get("", response_model=list[ScopePublic])
+@scopes_router.get("")
 async def list_scopes(_: RolesRead, db: DbSession) -> list[ScopePublic]:
     """The scope catalogue: built-in scopes and custom ones for other services."""
     return await roles_service.list_scopes(db)
@@ -77,7 +75,6 @@ async def list_scopes(_: RolesRead, db: DbSession) -> list[ScopePublic]:
 @scopes_router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=ScopePublic,
     responses={409: {"description": "Scope exists"}},
 )
 async def create_scope(body: ScopeCreate, actor: RolesWrite, db: DbSession) -> ScopePublic:
@@ -103,7 +100,6 @@ async def delete_scope(name: NameParam, actor: RolesWrite, db: DbSession) -> Res
 
 @assignment_router.put(
     "/{account_id}/roles/{role}",
-    response_model=AccountPublic,
     responses={404: {"description": "No such account or role"}},
 )
 async def assign_role(
@@ -121,7 +117,6 @@ async def assign_role(
 
 @assignment_router.delete(
     "/{account_id}/roles/{role}",
-    response_model=AccountPublic,
     responses={
         404: {"description": "No such account or role"},
         409: {"description": "Conflict (taken, or the last admin)"},

@@ -21,7 +21,7 @@ async def logout(principal: AnyToken, db: DbSession, origin: OriginDep) -> Respo
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/sessions", response_model=list[SessionPublic])
+@router.get("/sessions")
 async def list_sessions(
     principal: MeRead, db: DbSession, settings: SettingsDep
 ) -> list[SessionPublic]:
