@@ -14,6 +14,7 @@ from app.accounts.schemas import (
 )
 from app.authz.dependencies import AUTH_ERRORS, AccountsRead, AccountsWrite, MeRead, MeWrite
 from app.core.db import DbSession
+from app.core.errors import answers
 from app.core.network import OriginDep
 from app.core.pagination import PageQuery
 from app.core.schemas import NO_NUL, Page
@@ -22,10 +23,8 @@ from app.state import HasherDep, SettingsDep, StateDep
 router = APIRouter(prefix="/accounts", tags=["accounts"], responses=AUTH_ERRORS)
 signup_router = APIRouter(prefix="/auth", tags=["auth"])
 
-NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such account or role"}}
-CONFLICT: dict[int | str, dict[str, str]] = {
-    409: {"description": "Conflict (taken, or the last admin)"}
-}
+NOT_FOUND = {404: "No such account or role"}
+CONFLICT = {409: "Conflict (taken, or the last admin)"}
 
 
 async def public(db: DbSession, account: Account) -> AccountPublic:
@@ -35,11 +34,9 @@ async def public(db: DbSession, account: Account) -> AccountPublic:
 @signup_router.post(
     "/signup",
     status_code=status.HTTP_201_CREATED,
-    responses={
-        403: {"description": "Self-signup is off"},
-        409: {"description": "Username or email taken"},
-        429: {"description": "Too many signups"},
-    },
+    responses=answers(
+        {403: "Self-signup is off", 409: "Username or email taken", 429: "Too many signups"}
+    ),
 )
 async def signup(
     body: SignupRequest,
@@ -70,7 +67,7 @@ async def read_own_account(principal: MeRead, db: DbSession) -> AccountPublic:
 @router.post(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={400: {"description": "Current password wrong"}},
+    responses=answers({400: "Current password wrong"}),
 )
 async def change_own_password(
     body: PasswordChange, actor: MeWrite, db: DbSession, state: StateDep, origin: OriginDep
@@ -105,11 +102,7 @@ async def list_accounts(
     )
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    responses={**NOT_FOUND, **CONFLICT},
-)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=answers(NOT_FOUND, CONFLICT))
 async def create_account(
     body: AccountCreate,
     actor: AccountsWrite,
@@ -121,16 +114,13 @@ async def create_account(
     return await public(db, account)
 
 
-@router.get("/{account_id}", responses=NOT_FOUND)
+@router.get("/{account_id}", responses=answers(NOT_FOUND))
 async def read_account(account_id: uuid.UUID, _: AccountsRead, db: DbSession) -> AccountPublic:
     """One account."""
     return await public(db, await accounts_service.get_account(db, account_id))
 
 
-@router.patch(
-    "/{account_id}",
-    responses={**NOT_FOUND, **CONFLICT},
-)
+@router.patch("/{account_id}", responses=answers(NOT_FOUND, CONFLICT))
 async def update_account(
     account_id: uuid.UUID,
     body: AccountUpdate,
@@ -147,7 +137,7 @@ async def update_account(
 @router.delete(
     "/{account_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses=answers(NOT_FOUND, CONFLICT),
 )
 async def delete_account(account_id: uuid.UUID, actor: AccountsWrite, db: DbSession) -> Response:
     """Delete an account and end its sessions."""

@@ -8,7 +8,7 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from app.authz import bearer
 from app.authz.catalogue import BUILTIN_SCOPES, AccountPrincipal, Actor, Principal
 from app.core.db import DbSession
-from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated
+from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated, answers
 from app.core.network import OriginDep
 from app.state import StateDep
 
@@ -91,7 +91,6 @@ ClientsRead = Annotated[Principal, Security(require_scopes, scopes=["clients:rea
 ClientsWrite = Annotated[Actor[Principal], Security(acting, scopes=["clients:write"])]
 
 # Error answers every protected route can give, for the OpenAPI document.
-AUTH_ERRORS: dict[int | str, dict[str, str]] = {
-    401: {"description": "Missing, invalid, expired or revoked token"},
-    403: {"description": "The token lacks a needed scope"},
-}
+AUTH_ERRORS = answers(
+    {401: "Missing, invalid, expired or revoked token", 403: "The token lacks a needed scope"}
+)

@@ -13,13 +13,14 @@ from app.clients.schemas import (
     SecretRotation,
 )
 from app.core.db import DbSession
+from app.core.errors import answers
 from app.core.schemas import NO_NUL, Page
 from app.state import SettingsDep
 
 router = APIRouter(prefix="/clients", tags=["clients"], responses=AUTH_ERRORS)
 
 ClientIdParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
-NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such client (or role)"}}
+NOT_FOUND = {404: "No such client (or role)"}
 # A client secret is in the body: no cache may keep it.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -36,11 +37,7 @@ async def list_clients(
     return await clients_service.list_clients(db, settings=settings, limit=limit, cursor=cursor)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND,
-)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=answers(NOT_FOUND))
 async def register_client(
     body: ClientCreate,
     actor: ClientsWrite,
@@ -54,7 +51,7 @@ async def register_client(
     return await clients_service.create_client(db, actor=actor, settings=settings, new=body)
 
 
-@router.get("/{client_id}", responses=NOT_FOUND)
+@router.get("/{client_id}", responses=answers(NOT_FOUND))
 async def read_client(
     client_id: ClientIdParam, _: ClientsRead, db: DbSession, settings: SettingsDep
 ) -> ClientPublic:
@@ -64,10 +61,7 @@ async def read_client(
 
 @router.patch(
     "/{client_id}",
-    responses={
-        **NOT_FOUND,
-        409: {"description": "The built-in client can only be switched on or off"},
-    },
+    responses=answers(NOT_FOUND, {409: "The built-in client can only be switched on or off"}),
 )
 async def update_client(
     client_id: ClientIdParam,
@@ -85,7 +79,7 @@ async def update_client(
 @router.delete(
     "/{client_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**NOT_FOUND, 409: {"description": "Built-in client"}},
+    responses=answers(NOT_FOUND, {409: "Built-in client"}),
 )
 async def delete_client(client_id: ClientIdParam, actor: ClientsWrite, db: DbSession) -> Response:
     """Delete a client, ending every session and token it holds."""
@@ -95,7 +89,7 @@ async def delete_client(client_id: ClientIdParam, actor: ClientsWrite, db: DbSes
 
 @router.post(
     "/{client_id}/secret",
-    responses={**NOT_FOUND, 409: {"description": "A public client has no secret"}},
+    responses=answers(NOT_FOUND, {409: "A public client has no secret"}),
 )
 async def rotate_client_secret(
     client_id: ClientIdParam,

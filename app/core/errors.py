@@ -13,6 +13,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("gatehouse")
 
+# `responses=` of a route or router, for the OpenAPI document.
+Answers = dict[int | str, dict[str, Any]]
+
+
+def answers(*groups: dict[int, str]) -> Answers:
+    """The error answers a route may give, from {status: what it means}, for the
+    OpenAPI document (Swagger lists them under the route)."""
+    return {code: {"description": text} for group in groups for code, text in group.items()}
+
 
 class GatehouseError(Exception):
     status_code = 400

@@ -37,11 +37,7 @@ MAX_PARAM_LENGTH = 4096
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
-@router.post(
-    "/token",
-    response_model_exclude_none=True,
-    responses=OAUTH_ERRORS,
-)
+@router.post("/token", response_model_exclude_none=True, responses=OAUTH_ERRORS)
 async def issue_token(
     db: DbSession,
     state: StateDep,

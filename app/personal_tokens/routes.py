@@ -4,6 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from app.authz.dependencies import AUTH_ERRORS, AccountsAdmin, AccountsRead, MeRead, MeWrite
 from app.core.db import DbSession
+from app.core.errors import answers
 from app.personal_tokens import service as personal_tokens
 from app.personal_tokens.schemas import (
     PersonalTokenCreate,
@@ -16,7 +17,7 @@ from app.state import SettingsDep
 # routes, so that `/accounts/me/tokens` is never read as an account id.
 router = APIRouter(prefix="/accounts", tags=["personal access tokens"], responses=AUTH_ERRORS)
 
-NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such account or token"}}
+NOT_FOUND = {404: "No such account or token"}
 
 
 @router.get("/me/tokens")
@@ -25,10 +26,7 @@ async def list_own_tokens(principal: MeRead, db: DbSession) -> list[PersonalToke
     return await personal_tokens.list_tokens(db, account_id=principal.account_id)
 
 
-@router.post(
-    "/me/tokens",
-    status_code=status.HTTP_201_CREATED,
-)
+@router.post("/me/tokens", status_code=status.HTTP_201_CREATED)
 async def create_own_token(
     body: PersonalTokenCreate,
     actor: MeWrite,
@@ -45,7 +43,7 @@ async def create_own_token(
 @router.delete(
     "/me/tokens/{token_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=NOT_FOUND,
+    responses=answers(NOT_FOUND),
 )
 async def revoke_own_token(token_id: uuid.UUID, actor: MeWrite, db: DbSession) -> Response:
     """Revoke one of the caller's tokens; it stops working at once."""
@@ -55,10 +53,7 @@ async def revoke_own_token(token_id: uuid.UUID, actor: MeWrite, db: DbSession) -
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get(
-    "/{account_id}/tokens",
-    responses=NOT_FOUND,
-)
+@router.get("/{account_id}/tokens", responses=answers(NOT_FOUND))
 async def list_account_tokens(
     account_id: uuid.UUID, _: AccountsRead, db: DbSession
 ) -> list[PersonalTokenPublic]:
@@ -69,7 +64,7 @@ async def list_account_tokens(
 @router.delete(
     "/{account_id}/tokens/{token_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=NOT_FOUND,
+    responses=answers(NOT_FOUND),
 )
 async def revoke_account_token(
     account_id: uuid.UUID,

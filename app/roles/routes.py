@@ -7,6 +7,7 @@ from app.accounts import service as accounts_service
 from app.accounts.schemas import AccountPublic
 from app.authz.dependencies import AUTH_ERRORS, RolesRead, RolesWrite
 from app.core.db import DbSession
+from app.core.errors import answers
 from app.core.schemas import NO_NUL
 from app.roles import service as roles_service
 from app.roles.schemas import RoleCreate, RolePublic, RoleUpdate, ScopeCreate, ScopePublic
@@ -16,7 +17,7 @@ scopes_router = APIRouter(prefix="/scopes", tags=["scopes"], responses=AUTH_ERRO
 assignment_router = APIRouter(prefix="/accounts", tags=["accounts"], responses=AUTH_ERRORS)
 
 NameParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
-ROLE_NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "No such role"}}
+ROLE_NOT_FOUND = {404: "No such role"}
 
 
 @router.get("")
@@ -25,17 +26,13 @@ async def list_roles(_: RolesRead, db: DbSession) -> list[RolePublic]:
     return await roles_service.list_roles(db)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Role exists"}},
-)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=answers({409: "Role exists"}))
 async def create_role(body: RoleCreate, actor: RolesWrite, db: DbSession) -> RolePublic:
     """Create a role. Needs every scope it carries."""
     return await roles_service.create_role(db, actor=actor, role=body)
 
 
-@router.get("/{name}", responses=ROLE_NOT_FOUND)
+@router.get("/{name}", responses=answers(ROLE_NOT_FOUND))
 async def read_role(name: NameParam, _: RolesRead, db: DbSession) -> RolePublic:
     """One role."""
     return await roles_service.get_role(db, name)
@@ -43,10 +40,7 @@ async def read_role(name: NameParam, _: RolesRead, db: DbSession) -> RolePublic:
 
 @router.patch(
     "/{name}",
-    responses={
-        **ROLE_NOT_FOUND,
-        409: {"description": "The admin role's scopes are fixed"},
-    },
+    responses=answers(ROLE_NOT_FOUND, {409: "The admin role's scopes are fixed"}),
 )
 async def update_role(
     name: NameParam, body: RoleUpdate, actor: RolesWrite, db: DbSession
@@ -58,7 +52,7 @@ async def update_role(
 @router.delete(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**ROLE_NOT_FOUND, 409: {"description": "Built-in role"}},
+    responses=answers(ROLE_NOT_FOUND, {409: "Built-in role"}),
 )
 async def delete_role(name: NameParam, actor: RolesWrite, db: DbSession) -> Response:
     """Delete a custom role."""
@@ -75,7 +69,7 @@ async def list_scopes(_: RolesRead, db: DbSession) -> list[ScopePublic]:
 @scopes_router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Scope exists"}},
+    responses=answers({409: "Scope exists"}),
 )
 async def create_scope(body: ScopeCreate, actor: RolesWrite, db: DbSession) -> ScopePublic:
     """Add a custom scope."""
@@ -87,10 +81,7 @@ async def create_scope(body: ScopeCreate, actor: RolesWrite, db: DbSession) -> S
 @scopes_router.delete(
     "/{name:path}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={
-        404: {"description": "No such scope"},
-        409: {"description": "Built-in scope"},
-    },
+    responses=answers({404: "No such scope", 409: "Built-in scope"}),
 )
 async def delete_scope(name: NameParam, actor: RolesWrite, db: DbSession) -> Response:
     """Delete a custom scope; holders' tokens are refused from their next request."""
@@ -100,36 +91,23 @@ async def delete_scope(name: NameParam, actor: RolesWrite, db: DbSession) -> Res
 
 @assignment_router.put(
     "/{account_id}/roles/{role}",
-    responses={404: {"description": "No such account or role"}},
+    responses=answers({404: "No such account or role"}),
 )
 async def assign_role(
     account_id: uuid.UUID, role: NameParam, actor: RolesWrite, db: DbSession
 ) -> AccountPublic:
     """Give an account a role (idempotent). Needs every scope the role carries."""
-    account = await roles_service.assign_role(
-        db,
-        actor=actor,
-        account_id=account_id,
-        role=role,
-    )
+    account = await roles_service.assign_role(db, actor=actor, account_id=account_id, role=role)
     return (await accounts_service.to_public(db, [account]))[0]
 
 
 @assignment_router.delete(
     "/{account_id}/roles/{role}",
-    responses={
-        404: {"description": "No such account or role"},
-        409: {"description": "Conflict (taken, or the last admin)"},
-    },
+    responses=answers({404: "No such account or role", 409: "Conflict (taken, or the last admin)"}),
 )
 async def unassign_role(
     account_id: uuid.UUID, role: NameParam, actor: RolesWrite, db: DbSession
 ) -> AccountPublic:
     """Take a role from an account; its tokens are refused from the next request."""
-    account = await roles_service.unassign_role(
-        db,
-        actor=actor,
-        account_id=account_id,
-        role=role,
-    )
+    account = await roles_service.unassign_role(db, actor=actor, account_id=account_id, role=role)
     return (await accounts_service.to_public(db, [account]))[0]

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from app.authz.dependencies import AUTH_ERRORS, AnyToken, MeRead, MeWrite
 from app.core.db import DbSession
+from app.core.errors import answers
 from app.core.network import OriginDep
 from app.sessions import service as sessions_service
 from app.sessions.schemas import SessionPublic
@@ -34,7 +35,7 @@ async def list_sessions(
 @router.delete(
     "/sessions/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={404: {"description": "Not one of the caller's live sessions"}},
+    responses=answers({404: "Not one of the caller's live sessions"}),
 )
 async def end_session(
     session_id: uuid.UUID,
