@@ -90,16 +90,20 @@ def test_swagger_ui_authorises_with_the_admin_and_reads_its_account(tmp_path: Pa
             page.locator("button.authorize").first.click()
 
             dialog = page.locator(".modal-ux")
-            dialog.locator("#oauth_username").fill(ADMIN_USERNAME)
-            dialog.locator("#oauth_password").fill(ADMIN_PASSWORD)
+            # The dialog offers two flows (issue 14); this test takes the password one.
+            password_flow = dialog.locator(".auth-container").filter(
+                has=page.locator("#oauth_username")
+            )
+            password_flow.locator("#oauth_username").fill(ADMIN_USERNAME)
+            password_flow.locator("#oauth_password").fill(ADMIN_PASSWORD)
             for scope in SCOPES:
-                box = dialog.locator(f'input[type="checkbox"][data-value="{scope}"]')
-                dialog.locator(f'label[for="{box.get_attribute("id")}"]').click()
+                box = password_flow.locator(f'input[type="checkbox"][data-value="{scope}"]')
+                password_flow.locator(f'label[for="{box.get_attribute("id")}"]').click()
                 assert box.is_checked(), scope
             with page.expect_response(lambda r: r.url.endswith("/auth/token")) as token_info:
-                dialog.locator(".auth-btn-wrapper button.authorize").click()
+                password_flow.locator(".auth-btn-wrapper button.authorize").click()
             assert token_info.value.status == 200
-            dialog.locator("button.btn-done").click()
+            dialog.locator("button.btn-done").first.click()
             assert dialog.count() == 0
 
             # FastAPI's operation id: read_own_account_accounts_me_get.
@@ -149,9 +153,11 @@ def test_swagger_authorize_dialog_offers_a_custom_scope_made_after_start(tmp_pat
             page.goto(f"{base}/docs", wait_until="networkidle")
             page.locator("button.authorize").first.click()
             dialog = page.locator(".modal-ux")
+            # Each of the two flows (password, authorization code) lists the catalogue.
             box = dialog.locator('input[type="checkbox"][data-value="orders:read"]')
-            box.wait_for(state="attached")
+            box.first.wait_for(state="attached")
+            assert box.count() == 2
             assert "Read the orders service" in dialog.inner_text()
-            assert dialog.locator('input[type="checkbox"][data-value="me:read"]').count() == 1
+            assert dialog.locator('input[type="checkbox"][data-value="me:read"]').count() == 2
         finally:
             browser.close()

@@ -19,22 +19,30 @@ SQLModel.metadata.naming_convention = {
 }
 
 
-def belongs_to(
-    target: str, *, primary_key: bool = False, index: bool = False, nullable: bool = False
-) -> Any:
+def belongs_to(target: str, *, primary_key: bool = False, index: bool = False) -> Any:
     """A column naming the row (`table.column`) this one belongs to and goes with
     (ON DELETE CASCADE): deleting an account takes its sessions, tokens and role
-    links; deleting a client, its sessions. Its type is the target's: a UUID for
-    an `id`, a 64-character string for a name or client id."""
+    links; deleting a client, its sessions."""
+    return Field(sa_column=_reference(target, "CASCADE", primary_key=primary_key, index=index))
+
+
+def refers_to(target: str) -> Any:
+    """An optional, indexed link to a row that may go first (ON DELETE SET NULL):
+    an authorization code outlives the browser session that signed it in."""
+    return Field(default=None, sa_column=_reference(target, "SET NULL", index=True))
+
+
+def _reference(
+    target: str, ondelete: str, *, primary_key: bool = False, index: bool
+) -> sa.Column[Any]:
+    # The type is the target's: a UUID for an `id`, a 64-character name otherwise.
     type_: sa.types.TypeEngine[Any] = sa.Uuid() if target.endswith(".id") else sa.String(64)
-    return Field(
-        sa_column=sa.Column(
-            type_,
-            sa.ForeignKey(target, ondelete="CASCADE"),
-            primary_key=primary_key,
-            nullable=nullable,
-            index=index,
-        )
+    return sa.Column(
+        type_,
+        sa.ForeignKey(target, ondelete=ondelete),
+        primary_key=primary_key,
+        nullable=ondelete != "CASCADE" and not primary_key,
+        index=index,
     )
 
 

@@ -30,9 +30,15 @@ from sqlmodel import col
 
 from app.accounts.models import Account
 from app.audit import service as audit
-from app.authz.catalogue import ALL_HELD, GATEHOUSE_CLIENT, format_scope, parse_scope
+from app.authz.catalogue import (
+    ALL_HELD,
+    GATEHOUSE_CLIENT,
+    OIDC_SCOPES,
+    format_scope,
+    parse_scope,
+)
 from app.core.config import Settings
-from app.core.db import released_after
+from app.core.db import affected, released_after
 from app.core.errors import Forbidden, NotFound
 from app.core.models import UTCDateTime, utcnow, uuid7
 from app.core.schemas import public
@@ -176,6 +182,37 @@ async def _issue(
 _SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
 
 
+async def insert_while_account_unchanged(
+    db: AsyncSession,
+    table: Table,
+    values: dict[str, Any],
+    *,
+    account_id: uuid.UUID,
+    password_hash: str | None,
+) -> bool:
+    """Insert `values` into `table` only if the account is still active and, when
+    `password_hash` is given, still holds the hash a password was verified
+    against: one `INSERT ... SELECT` from the account row, which on PostgreSQL
+    share-locks that row until commit. A password change, disabling or deletion
+    either committed first (nothing is inserted, False) or waits for this
+    transaction and then ends (or deletes) what it inserted. Every sign-in
+    starts its session through here: the token endpoint's and the browser's."""
+    unchanged = [col(Account.id) == account_id, col(Account.is_active).is_(True)]
+    if password_hash is not None:
+        unchanged.append(col(Account.password_hash) == password_hash)
+    source = (
+        select(*(literal(value, table.c[name].type) for name, value in values.items()))
+        .select_from(Account)
+        .where(*unchanged)
+        .with_for_update(read=True)
+    )
+    inserted = cast(
+        "CursorResult[Any]",
+        await db.execute(insert(table).from_select(list(values), source)),
+    )
+    return inserted.rowcount == 1
+
+
 async def start_session(
     db: AsyncSession,
     *,
@@ -188,6 +225,7 @@ async def start_session(
     ip: str | None,
     all_held: bool = False,
     client_id: str = GATEHOUSE_CLIENT,
+    session_id: uuid.UUID | None = None,
 ) -> TokenResponse | None:
     """Open a session (one login) through `client_id` and issue its first token
     pair; audited as a login.
@@ -203,7 +241,7 @@ async def start_session(
     the change never saw."""
     now = utcnow()
     scope = format_scope(scopes)
-    session_id = uuid7()
+    session_id = session_id or uuid7()
     values = {
         "id": session_id,
         "account_id": account.id,
@@ -215,20 +253,9 @@ async def start_session(
         "user_agent": (user_agent or "")[:255] or None,
         "ip": ip,
     }
-    unchanged = [col(Account.id) == account.id, col(Account.is_active).is_(True)]
-    if password_hash is not None:
-        unchanged.append(col(Account.password_hash) == password_hash)
-    source = (
-        select(*(literal(value, _SESSIONS.c[name].type) for name, value in values.items()))
-        .select_from(Account)
-        .where(*unchanged)
-        .with_for_update(read=True)
-    )
-    inserted = cast(
-        "CursorResult[Any]",
-        await db.execute(insert(_SESSIONS).from_select(list(values), source)),
-    )
-    if inserted.rowcount != 1:
+    if not await insert_while_account_unchanged(
+        db, _SESSIONS, values, account_id=account.id, password_hash=password_hash
+    ):
         return None
     tokens = await _issue(
         db,
@@ -286,6 +313,9 @@ async def refresh(
     token, auth_session, account = row
     if token.used_at is None:
         held, _ = await roles_service.effective_scopes(db, account.id)
+        if auth_session.scope != ALL_HELD:
+            # OpenID Connect scopes belong to no role: granted once, they stay.
+            held |= OIDC_SCOPES & set(parse_scope(auth_session.scope))
         if scope_cap is not None:
             held &= scope_cap
         granted = held if auth_session.scope == ALL_HELD else set(parse_scope(auth_session.scope))
@@ -412,6 +442,22 @@ async def _record_logout(
     )
 
 
+async def end_account_client_sessions(
+    db: AsyncSession, account_id: uuid.UUID, client_id: str, *, reason: str
+) -> None:
+    """End the account's sessions opened through one client (a withdrawn consent)."""
+    await db.execute(
+        update(AuthSession)
+        .where(
+            col(AuthSession.account_id) == account_id,
+            col(AuthSession.client_id) == client_id,
+            col(AuthSession.ended_at).is_(None),
+        )
+        .values(ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def end_client_sessions(db: AsyncSession, client_id: str, *, reason: str) -> None:
     """End every session opened through a client (disabled or changed)."""
     await db.execute(
@@ -523,24 +569,24 @@ async def revoke(
         return
 
 
-async def purge_expired(db: AsyncSession, *, settings: Settings) -> int:
-    """Delete sessions past their absolute lifetime or idle timeout, and ended ones
-    a day on (their refresh tokens go with them). Every instance runs this now
-    and then; it needs no separate process and is safe to run concurrently."""
+def past_keeping(table: Table, settings: Settings) -> ColumnElement[bool]:
+    """Whether a session (a login's or a browser's) may be deleted: past its
+    absolute lifetime or idle timeout, or ended more than a day ago."""
     now = utcnow()
-    result = cast(
-        "CursorResult[Any]",
-        await db.execute(
-            delete(AuthSession)
-            .where(
-                or_(
-                    col(AuthSession.expires_at) <= now,
-                    col(AuthSession.last_used_at)
-                    <= now - timedelta(seconds=settings.session_idle_timeout_seconds),
-                    col(AuthSession.ended_at) <= now - timedelta(days=1),
-                )
-            )
-            .execution_options(synchronize_session=False)
-        ),
+    return or_(
+        table.c.expires_at <= now,
+        table.c.last_used_at <= now - timedelta(seconds=settings.session_idle_timeout_seconds),
+        table.c.ended_at <= now - timedelta(days=1),
     )
-    return int(result.rowcount or 0)
+
+
+async def purge_expired(db: AsyncSession, *, settings: Settings) -> int:
+    """Delete sessions `past_keeping` (their refresh tokens go with them). Every
+    instance runs this now and then; it needs no separate process and is safe to
+    run concurrently."""
+    return await affected(
+        db,
+        delete(_SESSIONS)
+        .where(past_keeping(_SESSIONS, settings))
+        .execution_options(synchronize_session=False),
+    )
