@@ -1,22 +1,18 @@
 """The browser sign-in pages under /oauth/ (public, HTML) and OpenID Connect
 userinfo (bearer with `openid`)."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Request, Security
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.authorization import endpoint, pages
 from app.authorization import service as authorization_service
 from app.authorization.schemas import UserInfo
-from app.authz.catalogue import AccountPrincipal
-from app.authz.dependencies import AUTH_ERRORS, require_account
+from app.authz.dependencies import AUTH_ERRORS, OpenId
 from app.core.db import DbSession
 from app.core.network import OriginDep
 from app.state import StateDep
 
 router = APIRouter(prefix="/oauth", tags=["oauth"])
-OpenId = Annotated[AccountPrincipal, Security(require_account, scopes=["openid"])]
 
 HTML: dict[int | str, dict[str, object]] = {
     200: {"content": {"text/html": {}}, "description": "The sign-in or consent page"},
@@ -57,9 +53,7 @@ async def signed_out(request: Request, state: StateDep) -> Response:
     return endpoint.signed_out(state, request)
 
 
-@router.get(
-    "/userinfo", response_model=UserInfo, response_model_exclude_none=True, responses=AUTH_ERRORS
-)
+@router.get("/userinfo", response_model_exclude_none=True, responses=AUTH_ERRORS)
 async def read_userinfo(principal: OpenId, db: DbSession) -> UserInfo:
     """OpenID Connect Core §5.3: `sub`, `preferred_username`, and `email` with
     `email_verified` when the token carries `email`."""

@@ -119,6 +119,8 @@ RolesWrite = Annotated[Actor[AccountPrincipal], Security(acting_account, scopes=
 AuditRead = Annotated[Principal, Security(require_scopes, scopes=["audit:read"])]
 MetricsRead = Annotated[Principal, Security(require_scopes, scopes=["metrics:read"])]
 ClientsRead = Annotated[Principal, Security(require_scopes, scopes=["clients:read"])]
+# OpenID Connect userinfo (Core §5.3): an account's token that carries `openid`.
+OpenId = Annotated[AccountPrincipal, Security(require_account, scopes=["openid"])]
 ClientsWrite = Annotated[Actor[Principal], Security(acting, scopes=["clients:write"])]
 
 # Error answers every protected route can give, for the OpenAPI document.
