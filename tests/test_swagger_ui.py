@@ -3,9 +3,6 @@ authorises with the admin through the password flow, calls GET /accounts/me and
 sees the admin, while the page asks nothing of any host but 127.0.0.1."""
 
 import contextlib
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, IN_CI, migrate
+from tests.browser import CHROMIUM_ARGS, chromium_or_skip
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, migrate
 from tests.servers import serve, server_env
 
 if TYPE_CHECKING:
@@ -21,37 +19,8 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path("/tmp/gatehouse-docs.png")  # noqa: S108 - a fixed place to look at it
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCOPES = ["me:read", "accounts:read"]
-
-
-def chromium_or_skip() -> str:
-    """The browser, installed with apt-get when missing and allowed; outside CI a
-    browser that cannot be had skips the test, in CI it fails it."""
-    if not Path(CHROMIUM).exists() and os.geteuid() == 0 and shutil.which("apt-get"):
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
-            subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=300)
-            subprocess.run(
-                ["apt-get", "install", "-y", "-qq", "chromium"],
-                check=True,
-                timeout=600,
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            )
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing and could not be installed (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return CHROMIUM
 
 
 @contextlib.contextmanager
