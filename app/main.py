@@ -4,7 +4,9 @@ from fastapi import FastAPI
 
 from app.accounts import routes as accounts
 from app.audit import routes as audit
+from app.authorization import routes as authorization
 from app.clients import routes as clients
+from app.consents import routes as consents
 from app.core import access_log
 from app.core.config import Settings, settings_or_exit
 from app.core.errors import install_error_handlers
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         oauth.router,
         sessions.router,
         personal_tokens.router,
+        consents.router,
         accounts.router,
         roles.assignment_router,
         roles.router,
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit.router,
         clients.router,
         oauth.introspection_router,
+        authorization.router,
         signing_keys.router,
         oauth.metadata_router,
         observability.router,

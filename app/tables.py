@@ -5,7 +5,10 @@ from sqlmodel import SQLModel
 
 from app.accounts.models import Account
 from app.audit.models import AuditEvent
+from app.authorization.models import AuthorizationCode
+from app.browser_sessions.models import BrowserSession
 from app.clients.models import ClientRole, OAuthClient
+from app.consents.models import Consent
 from app.personal_tokens.models import PersonalAccessToken
 from app.roles.models import AccountRole, Role, RoleScope, Scope
 from app.sessions.models import AuthSession, RefreshToken
@@ -16,8 +19,11 @@ __all__ = [
     "Account",
     "AccountRole",
     "AuditEvent",
+    "AuthorizationCode",
     "AuthSession",
+    "BrowserSession",
     "ClientRole",
+    "Consent",
     "LoginThrottle",
     "OAuthClient",
     "PersonalAccessToken",

@@ -144,6 +144,9 @@ async def reset_database(url: str) -> None:
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         for table in (
+            "authorization_code",
+            "consent",
+            "browser_session",
             "refresh_token",
             "auth_session",
             "personal_access_token",

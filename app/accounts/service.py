@@ -11,6 +11,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
@@ -23,8 +24,9 @@ from app.accounts.models import Account
 from app.accounts.schemas import AccountPublic
 from app.audit import service as audit
 from app.authz.catalogue import ADMIN_ROLE, USER_ROLE
+from app.browser_sessions import service as browser_sessions
 from app.core.config import Settings
-from app.core.db import inserted, release_connection
+from app.core.db import inserted, release_connection, released_after
 from app.core.errors import Conflict, Forbidden, GatehouseError, Invalid, NotFound
 from app.core.models import utcnow
 from app.core.network import RequestOrigin
@@ -246,6 +248,74 @@ async def upgrade_password_hash(
     return new_hash if result.rowcount == 1 else account.password_hash
 
 
+@dataclass(frozen=True, slots=True)
+class LoginCheck:
+    """The outcome of checking a username and password: the account the name
+    found (if any), its lookup key, and the hash the password was verified
+    against (None when the password did not open an active account)."""
+
+    account: Account | None
+    username_key: str
+    verified_hash: str | None
+
+    @property
+    def verified(self) -> Account | None:
+        return self.account if self.verified_hash is not None else None
+
+
+async def check_login(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    hashing: HasherClaim,
+    slots: asyncio.Semaphore,
+    username: str,
+    password: str,
+    origin: RequestOrigin,
+) -> LoginCheck:
+    """The one password check of every sign-in (the token endpoint's password
+    grant and the hosted sign-in page): throttled on the account and the address
+    (429 past either limit), hashed with no connection held, an unknown name
+    checked against a dummy hash, a disabled account's right password counted as
+    a failure; on success the hash is upgraded to today's parameters. The caller
+    then opens its session conditionally on `verified_hash` (see
+    `sessions.service.start_session`), inside the same hasher claim."""
+    account = await find_by_username(db, username)
+    key = usernames.lookup_key(username)
+    ok = await throttle.verify_password(
+        db,
+        hashing=hashing,
+        slots=slots,
+        keys=[
+            throttle.account_key(settings, key, target=key),
+            throttle.address_key(settings, origin),
+        ],
+        password_hash=account.password_hash if account else None,
+        password=password,
+        active=account is not None and account.is_active,
+        origin=origin,
+    )
+    if not ok or account is None:
+        return LoginCheck(account, key, None)
+    verified_hash = await upgrade_password_hash(
+        db, hashing=hashing, account=account, password=password
+    )
+    return LoginCheck(account, key, verified_hash)
+
+
+async def record_login_failure(db: AsyncSession, check: LoginCheck, *, ip: str | None) -> None:
+    """`auth.login_failed`, kept even though the request then fails."""
+    async with released_after(db):
+        await audit.record(
+            db,
+            action="auth.login_failed",
+            actor=None,
+            target=str(check.account.id) if check.account else check.username_key,
+            ip=ip,
+            detail={"username": check.username_key},
+        )
+
+
 async def to_public(db: AsyncSession, accounts: Sequence[Account]) -> list[AccountPublic]:
     extra = await roles_service.roles_and_scopes(db, [a.id for a in accounts])
     return [public(AccountPublic, a, roles=extra[a.id][0], scopes=extra[a.id][1]) for a in accounts]
@@ -302,6 +372,9 @@ async def update_account(
         changed["is_active"] = is_active
         if not is_active:
             await sessions_service.end_account_sessions(db, account.id, reason="account_disabled")
+            await browser_sessions.end_account_browser_sessions(
+                db, account.id, reason="account_disabled"
+            )
     if email_given and email != account.email:
         account.email = email
         account.email_key = email_key(email)
@@ -396,6 +469,8 @@ async def change_password(
     await sessions_service.end_account_sessions(
         db, account_id, reason="password_changed", keep=session_id
     )
+    # Every browser session ends: the sign-in page asks for the new password.
+    await browser_sessions.end_account_browser_sessions(db, account_id, reason="password_changed")
     await audit.record(
         db,
         action="account.password_change",
@@ -430,6 +505,7 @@ async def reset_password(
         .execution_options(synchronize_session=False)
     )
     await sessions_service.end_account_sessions(db, account.id, reason="password_reset")
+    await browser_sessions.end_account_browser_sessions(db, account.id, reason="password_reset")
     await audit.record(
         db,
         action="account.password_reset",

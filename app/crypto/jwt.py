@@ -46,7 +46,10 @@ def load_key(kid: str, alg: str, material: str | bytes) -> KeyPair:
     return KeyPair(kid, alg, signer, verifier, public)
 
 
-def sign(claims: Mapping[str, Any], key: KeyPair) -> str:
+def sign(claims: Mapping[str, Any], key: KeyPair, *, typ: str = "at+jwt") -> str:
+    """Sign `claims`; `typ` says what the token is: `at+jwt` for access tokens
+    (RFC 9068 §2.1), `JWT` for ID tokens (OpenID Connect Core §2), so that one
+    can never be passed off as the other (verification accepts `at+jwt` only)."""
     # python-jose is untyped: `jwt.encode` returns Any, but always the compact JWS string.
     return cast(
         str,
@@ -54,7 +57,7 @@ def sign(claims: Mapping[str, Any], key: KeyPair) -> str:
             dict(claims),
             key.signer,
             algorithm=key.alg,
-            headers={"kid": key.kid, "typ": "at+jwt"},
+            headers={"kid": key.kid, "typ": typ},
         ),
     )
 

@@ -55,14 +55,17 @@ async def issue_token(
     password: FormField = None,
     refresh_token: FormField = None,
     scope: FormField = None,
+    code: FormField = None,
+    redirect_uri: FormField = None,
+    code_verifier: FormField = None,
     # Read with the Authorization header by `client_auth`; declared for the document.
     client_id: FormField = None,
     client_secret: FormField = None,
 ) -> TokenResponse:
-    """OAuth 2.0 token endpoint (RFC 6749): `password`, `refresh_token` and
-    `client_credentials` grants; clients authenticate by `client_secret_basic` or
-    `client_secret_post`, public ones send `client_id` alone (or nothing, for the
-    built-in `gatehouse` client)."""
+    """OAuth 2.0 token endpoint (RFC 6749): `authorization_code` (with PKCE),
+    `password`, `refresh_token` and `client_credentials` grants; clients
+    authenticate by `client_secret_basic` or `client_secret_post`, public ones
+    send `client_id` alone (or nothing, for the built-in `gatehouse` client)."""
     params = {
         name: value
         for name, value in (
@@ -70,6 +73,9 @@ async def issue_token(
             ("password", password),
             ("refresh_token", refresh_token),
             ("scope", scope),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", code_verifier),
         )
         if value is not None
     }

@@ -23,3 +23,5 @@ class TokenResponse(BaseModel):
     # None for the client-credentials grant (RFC 6749 §4.4.3), and then left out.
     refresh_token: str | None = None
     scope: str
+    # OpenID Connect Core §3.1.3.3: when `openid` was granted by the code flow.
+    id_token: str | None = None

@@ -30,7 +30,13 @@ from sqlmodel import col
 
 from app.accounts.models import Account
 from app.audit import service as audit
-from app.authz.catalogue import ALL_HELD, GATEHOUSE_CLIENT, format_scope, parse_scope
+from app.authz.catalogue import (
+    ALL_HELD,
+    GATEHOUSE_CLIENT,
+    OIDC_SCOPES,
+    format_scope,
+    parse_scope,
+)
 from app.core.config import Settings
 from app.core.db import released_after
 from app.core.errors import Forbidden, NotFound
@@ -188,6 +194,7 @@ async def start_session(
     ip: str | None,
     all_held: bool = False,
     client_id: str = GATEHOUSE_CLIENT,
+    session_id: uuid.UUID | None = None,
 ) -> TokenResponse | None:
     """Open a session (one login) through `client_id` and issue its first token
     pair; audited as a login.
@@ -203,7 +210,7 @@ async def start_session(
     the change never saw."""
     now = utcnow()
     scope = format_scope(scopes)
-    session_id = uuid7()
+    session_id = session_id or uuid7()
     values = {
         "id": session_id,
         "account_id": account.id,
@@ -286,6 +293,9 @@ async def refresh(
     token, auth_session, account = row
     if token.used_at is None:
         held, _ = await roles_service.effective_scopes(db, account.id)
+        if auth_session.scope != ALL_HELD:
+            # OpenID Connect scopes belong to no role: granted once, they stay.
+            held |= OIDC_SCOPES & set(parse_scope(auth_session.scope))
         if scope_cap is not None:
             held &= scope_cap
         granted = held if auth_session.scope == ALL_HELD else set(parse_scope(auth_session.scope))
@@ -409,6 +419,22 @@ async def _record_logout(
         detail["client_id"] = client_id
     await audit.record(
         db, action="auth.logout", actor=account_id, target=str(session_id), ip=ip, detail=detail
+    )
+
+
+async def end_account_client_sessions(
+    db: AsyncSession, account_id: uuid.UUID, client_id: str, *, reason: str
+) -> None:
+    """End the account's sessions opened through one client (a withdrawn consent)."""
+    await db.execute(
+        update(AuthSession)
+        .where(
+            col(AuthSession.account_id) == account_id,
+            col(AuthSession.client_id) == client_id,
+            col(AuthSession.ended_at).is_(None),
+        )
+        .values(ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -293,5 +293,5 @@ class KeyRing:
             allow_expired=allow_expired,
         )
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        return jwt.sign(claims, self.signer)
+    def sign(self, claims: dict[str, Any], *, typ: str = "at+jwt") -> str:
+        return jwt.sign(claims, self.signer, typ=typ)

@@ -228,7 +228,9 @@ async def test_password_grant_without_a_credential_answers_invalid_request(
     assert_oauth_error(await token_request(client, **form), "invalid_request")
 
 
-@pytest.mark.parametrize("grant_type", ["implicit", "authorization_code", "PASSWORD"])
+@pytest.mark.parametrize(
+    "grant_type", ["implicit", "urn:ietf:params:oauth:grant-type:device_code", "PASSWORD"]
+)
 async def test_other_grant_type_answers_unsupported_grant_type(
     client: httpx.AsyncClient, grant_type: str
 ) -> None:

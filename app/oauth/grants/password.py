@@ -9,11 +9,8 @@ usernames exist.
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
-from app.accounts import usernames
-from app.audit import service as audit
 from app.authz.catalogue import parse_scope
 from app.clients import service as clients_service
-from app.core.db import released_after
 from app.oauth.errors import InvalidGrant
 from app.oauth.grants.base import TokenRequest, grant
 from app.oauth.scopes import check_catalogue
@@ -21,7 +18,6 @@ from app.roles import service as roles_service
 from app.sessions import service as sessions_service
 from app.sessions.schemas import TokenResponse
 from app.state import State
-from app.throttle import service as throttle
 
 INVALID_CREDENTIALS = "Invalid username or password"
 
@@ -36,28 +32,17 @@ async def password_grant(db: AsyncSession, request: TokenRequest, state: State) 
     # any database work.
     with state.hasher.claim(origin.ip) as hashing:
         await check_catalogue(db, requested)
-        account = await accounts_service.find_by_username(db, username)
-        key = usernames.lookup_key(username)
+        check = await accounts_service.check_login(
+            db,
+            settings=settings,
+            hashing=hashing,
+            slots=state.login_slots,
+            username=username,
+            password=password,
+            origin=origin,
+        )
         tokens = None
-        if (
-            await throttle.verify_password(
-                db,
-                hashing=hashing,
-                slots=state.login_slots,
-                keys=[
-                    throttle.account_key(settings, key, target=key),
-                    throttle.address_key(settings, origin),
-                ],
-                password_hash=account.password_hash if account else None,
-                password=password,
-                active=account is not None and account.is_active,
-                origin=origin,
-            )
-            and account is not None
-        ):
-            verified_hash = await accounts_service.upgrade_password_hash(
-                db, hashing=hashing, account=account, password=password
-            )
+        if (account := check.verified) is not None:
             held, _ = await roles_service.effective_scopes(db, account.id)
             client = request.client.client
             held = clients_service.user_scope_cap(client, held)
@@ -68,7 +53,7 @@ async def password_grant(db: AsyncSession, request: TokenRequest, state: State) 
                 settings=settings,
                 keyring=state.keyring,
                 account=account,
-                password_hash=verified_hash,
+                password_hash=check.verified_hash,
                 scopes=(set(requested) & held) if requested else held,
                 user_agent=origin.user_agent,
                 ip=origin.ip,
@@ -76,14 +61,6 @@ async def password_grant(db: AsyncSession, request: TokenRequest, state: State) 
                 client_id=client.client_id,
             )
     if tokens is None:
-        async with released_after(db):
-            await audit.record(
-                db,
-                action="auth.login_failed",
-                actor=None,
-                target=str(account.id) if account else key,
-                ip=origin.ip,
-                detail={"username": key},
-            )
+        await accounts_service.record_login_failure(db, check, ip=origin.ip)
         raise InvalidGrant(INVALID_CREDENTIALS)
     return tokens
