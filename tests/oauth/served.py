@@ -20,8 +20,9 @@ import pytest
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, migrate
 from tests.servers import HOST, free_port, serve, server_env
 
-# A loopback redirect URI (RFC 8252 §7.3): nothing listens there; the tests read
-# the code from the redirect itself, before anything would connect.
+# The path of the clients' loopback redirect URIs (RFC 8252 §7.3). The plain-HTTP
+# tests read the code from the redirect's Location and connect to nothing there;
+# the browser tests run a listener at the URI.
 CALLBACK_PATH = "/callback"
 
 
