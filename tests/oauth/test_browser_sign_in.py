@@ -211,6 +211,7 @@ def test_sign_in_redirects_with_a_code_that_pkce_redeems(
 
         sign_in(page, username, "not the password")
         alert = page.get_by_role("alert")
+        alert.wait_for()  # the re-rendered page, once it has replaced the first
         assert alert.count() == 1
         assert INCORRECT in alert.inner_text()
         assert page.locator('input[name="password"]').input_value() == ""
