@@ -270,6 +270,48 @@ def test_keyboard_alone_signs_in(gatehouse: Gatehouse) -> None:
         assert own_account(gatehouse, flow.redeem(code)["access_token"])["username"] == username
 
 
+def test_signed_in_view_signs_out_and_the_next_authorize_asks_again(gatehouse: Gatehouse) -> None:
+    """With JavaScript off: prompt=login over a live browser session shows "Signed in
+    as" with a Sign out form; it ends the browser session (303), and the next
+    authorize shows the sign-in form again instead of redirecting."""
+    username, password = gatehouse.signup()
+
+    with (
+        Callback() as callback,
+        chromium() as browser,
+        local_context(browser, java_script_enabled=False) as context,
+    ):
+        client = gatehouse.register_client(first_party=True, redirect_uris=[callback.redirect_uri])
+        flow = Flow(gatehouse, client)
+        page = context.new_page()
+        page.goto(flow.url())
+        sign_in(page, username, password)
+        flow.expect_code(callback.wait(page))
+
+        relogin = Flow(gatehouse, client)
+        shown = page.goto(relogin.url(prompt="login"))
+        assert shown is not None and shown.status == 200
+        assert f"Signed in as {username}" in page.locator("body").inner_text()
+        assert_sign_in_page(page)
+        sign_out = page.locator('form[method="post"][action="/oauth/logout"]')
+        assert sign_out.locator('input[type="hidden"][name="csrf_token"]').count() == 1
+        with page.expect_response(lambda r: r.url.endswith("/oauth/logout")) as answer:
+            sign_out.get_by_role("button", name="Sign out").click()
+        assert answer.value.status == 303
+        page.wait_for_load_state()
+        assert urlsplit(page.url).hostname == urlsplit(gatehouse.base).hostname
+
+        after = Flow(gatehouse, client)
+        shown = page.goto(after.url())
+        assert shown is not None and shown.status == 200
+        assert_sign_in_page(page)
+        assert "Signed in as" not in page.locator("body").inner_text()
+        assert len(callback.urls) == 1
+        sign_in(page, username, password)
+        code = after.expect_code(callback.wait(page))
+        assert own_account(gatehouse, after.redeem(code)["access_token"])["username"] == username
+
+
 def scope_descriptions(gatehouse: Gatehouse) -> dict[str, str]:
     with gatehouse.http() as http:
         catalogue = http.get("/scopes", headers=gatehouse.admin_headers)
