@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app.accounts import service as accounts_service
+from app.authorization import service as authorization_service
+from app.browser_sessions import service as browser_sessions
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import Conflict
@@ -36,6 +38,8 @@ async def _purge_forever(state: State) -> None:
             async with state.sessionmaker() as db, db.begin():
                 await sessions_service.purge_expired(db, settings=settings)
                 await personal_tokens.purge_expired(db)
+                await authorization_service.purge_expired(db)
+                await browser_sessions.purge_expired(db, settings=settings)
                 await throttle.purge_stale(
                     db, older_than_seconds=max(3600, settings.login_window_seconds)
                 )

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from app.authz.catalogue import GATEHOUSE_CLIENT
 from app.core.db import DbSession
 from app.roles import service as roles_service
 
@@ -48,6 +49,14 @@ def install_docs(app: FastAPI) -> None:
             swagger_favicon_url="/docs/static/favicon-32x32.png",
             oauth2_redirect_url="/docs/oauth2-redirect",
             swagger_ui_parameters={"persistAuthorization": False},
+            # The Authorize dialog's code flow goes through the built-in public
+            # client, whose redirect URI is this page's /docs/oauth2-redirect; PKCE
+            # S256, which the authorization endpoint requires of every client.
+            init_oauth={
+                "clientId": GATEHOUSE_CLIENT,
+                "usePkceWithAuthorizationCodeGrant": True,
+                "appName": "Gatehouse",
+            },
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)

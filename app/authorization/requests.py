@@ -160,10 +160,30 @@ async def check(
     )
 
 
+def _registered(client: OAuthClient, settings: Settings) -> list[str]:
+    """The client's redirect URIs. The built-in client's is Swagger UI's on the
+    issuer; with a loopback issuer in development (`http://localhost:8000`) the
+    docs are as often opened as `http://127.0.0.1:8000/docs`, so the same page on
+    the other loopback names is this service's own page too."""
+    registered = clients_service.redirect_uris_of(client, settings)
+    issuer = urlsplit(settings.issuer)
+    if (
+        client.builtin
+        and issuer.scheme == "http"
+        and issuer.hostname in clients_service.LOOPBACK_HOSTS
+    ):
+        port = f":{issuer.port}" if issuer.port else ""
+        registered += [
+            f"http://{host}{port}/docs/oauth2-redirect"
+            for host in ("127.0.0.1", "localhost", "[::1]")
+        ]
+    return registered
+
+
 def _redirect_uri(
     client: OAuthClient, settings: Settings, params: Sequence[tuple[str, str]]
 ) -> str:
-    registered = clients_service.redirect_uris_of(client, settings)
+    registered = _registered(client, settings)
     given, twice = _single(params, "redirect_uri")
     if twice:
         raise PageError("The request names its redirect URI more than once.")

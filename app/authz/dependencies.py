@@ -3,6 +3,12 @@
 from typing import Annotated
 
 from fastapi import Depends, Security
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import (
+    OAuthFlowAuthorizationCode,
+    OAuthFlowPassword,
+)
+from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from app.authz import bearer
@@ -11,10 +17,35 @@ from app.core.db import DbSession
 from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated
 from app.state import StateDep
 
-# Reads the token from the Authorization header only (RFC 6750 §2.1); a token in
-# the query string or a form field counts as none.
-oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl="/auth/token", scopes=BUILTIN_SCOPES, auto_error=False
+
+class PasswordOrCodeBearer(OAuth2PasswordBearer):
+    """Reads the token as `OAuth2PasswordBearer` does, from the Authorization
+    header only (RFC 6750 §2.1: a token in the query string or a form field
+    counts as none), and documents both ways to get one: the password flow and
+    the authorization code flow with PKCE (what Swagger UI's Authorize offers)."""
+
+    def __init__(self, *, token_url: str, authorization_url: str, scopes: dict[str, str]):
+        # The scheme keeps the name the OpenAPI document always gave it.
+        super().__init__(
+            tokenUrl=token_url,
+            scopes=scopes,
+            auto_error=False,
+            scheme_name="OAuth2PasswordBearer",
+        )
+        self.model = OAuth2Model(
+            flows=OAuthFlowsModel(
+                password=OAuthFlowPassword(tokenUrl=token_url, scopes=scopes),
+                authorizationCode=OAuthFlowAuthorizationCode(
+                    authorizationUrl=authorization_url, tokenUrl=token_url, scopes=scopes
+                ),
+            )
+        )
+
+
+oauth2_scheme = PasswordOrCodeBearer(
+    token_url="/auth/token",  # noqa: S106 - a path, not a password
+    authorization_url="/oauth/authorize",
+    scopes=BUILTIN_SCOPES,
 )
 
 

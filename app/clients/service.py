@@ -480,7 +480,7 @@ async def authenticate(
     if client.type == CONFIDENTIAL:
         if secret is None or not _secret_matches(client, secret, utcnow()):
             raise failure
-    elif secret is not None or basic:
+    elif secret is not None:
         raise failure
     return client, scopes
 

@@ -87,7 +87,12 @@ async def read_credentials(request: Request) -> Credentials:
             return Credentials(form_id, None, basic=False)
         if form_id is not None and form_id != client_id:
             raise InvalidClient("client_id differs from the Basic credentials", basic=True)
-        return Credentials(client_id, secret, basic=True)
+        # `Basic base64("gatehouse:")`, an id with an empty password, is what
+        # Swagger UI's password flow sends once its client id is configured: no
+        # secret, so for a public client the same as its client_id alone (RFC 6749
+        # §2.3.1 gives public clients no password). A confidential client sending
+        # it still fails, for want of its secret.
+        return Credentials(client_id, secret or None, basic=True)
     return Credentials(form_id, form_secret, basic=False)
 
 

@@ -140,25 +140,63 @@ async def introspect_token(
     return JSONResponse(answer, headers=NO_STORE)
 
 
-@metadata_router.get("/oauth-authorization-server")
-async def authorization_server_metadata(db: DbSession, settings: SettingsDep) -> dict[str, Any]:
-    """RFC 8414 authorization server metadata."""
+async def _discovery(db: DbSession, settings: SettingsDep) -> dict[str, Any]:
+    """What both discovery documents carry (RFC 8414 §2, OpenID Connect Discovery
+    §3): the endpoints, the live scope catalogue, and what the server supports."""
     issuer = settings.issuer.rstrip("/")
     scopes = await roles_service.list_scopes(db)
     return {
         "issuer": settings.issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
         "token_endpoint": f"{issuer}/auth/token",
         "revocation_endpoint": f"{issuer}/auth/revoke",
         "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "userinfo_endpoint": f"{issuer}/oauth/userinfo",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "scopes_supported": [s.name for s in scopes],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "grant_types_supported": [
+            "authorization_code",
             *(["password"] if settings.password_grant_enabled else []),
             "refresh_token",
             "client_credentials",
         ],
-        "response_types_supported": [],
+        # RFC 7636: S256 only; `plain` would hand the challenge's secret to whoever
+        # sees the authorization request (OAuth 2.1 §4.1.1).
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS[:2],
+        # RFC 9207: every authorization response carries `iss`.
+        "authorization_response_iss_parameter_supported": True,
+        "id_token_signing_alg_values_supported": [settings.signing_algorithm],
+        "subject_types_supported": ["public"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "sid",
+            "at_hash",
+            "preferred_username",
+            "email",
+            "email_verified",
+        ],
     }
+
+
+@metadata_router.get("/oauth-authorization-server")
+async def authorization_server_metadata(db: DbSession, settings: SettingsDep) -> dict[str, Any]:
+    """RFC 8414 authorization server metadata."""
+    return await _discovery(db, settings)
+
+
+@metadata_router.get("/openid-configuration")
+async def openid_configuration(db: DbSession, settings: SettingsDep) -> dict[str, Any]:
+    """OpenID Connect Discovery 1.0 §3: the provider's configuration."""
+    return await _discovery(db, settings)

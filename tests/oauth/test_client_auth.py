@@ -134,10 +134,32 @@ async def test_a_public_client_sending_a_secret_is_invalid_client(client):
     by_post = await client.post(
         "/auth/token", data={**form, "client_id": "gatehouse", "client_secret": "guess"}
     )
-    by_basic = await client.post("/auth/token", data=form, headers=basic_auth("gatehouse", ""))
+    by_basic = await client.post("/auth/token", data=form, headers=basic_auth("gatehouse", "guess"))
 
     assert (by_post.status_code, by_post.json()["error"]) == (401, "invalid_client")
     assert (by_basic.status_code, by_basic.json()["error"]) == (401, "invalid_client")
+
+
+async def test_basic_with_a_public_client_id_and_an_empty_secret_is_the_id_alone(client):
+    """What Swagger UI's password flow sends once its client id is set: no secret."""
+    account = await signup(client)
+    form = {"grant_type": "password", "username": account["username"], "password": PASSWORD}
+    response = await client.post("/auth/token", data=form, headers=basic_auth("gatehouse", ""))
+    assert response.status_code == 200, response.text
+
+
+async def test_basic_with_a_confidential_client_id_and_an_empty_secret_is_invalid_client(
+    client,
+):
+    headers = await admin_headers(client)
+    created = await register_client(client, headers)
+    response = await client.post(
+        "/auth/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic_auth(created["client_id"], ""),
+    )
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+    assert response.headers["www-authenticate"].startswith("Basic")
 
 
 @pytest.mark.parametrize(
