@@ -59,16 +59,18 @@ def test_swagger_ui_authorises_with_the_admin_and_reads_its_account(tmp_path: Pa
             page.locator("button.authorize").first.click()
 
             dialog = page.locator(".modal-ux")
-            dialog.locator("#oauth_username").fill(ADMIN_USERNAME)
-            dialog.locator("#oauth_password").fill(ADMIN_PASSWORD)
+            # The password flow's part of the dialog (the code flow is beside it).
+            flow = dialog.locator(".auth-container").filter(has_text="Flow: password")
+            flow.locator("#oauth_username").fill(ADMIN_USERNAME)
+            flow.locator("#oauth_password").fill(ADMIN_PASSWORD)
             for scope in SCOPES:
-                box = dialog.locator(f'input[type="checkbox"][data-value="{scope}"]')
-                dialog.locator(f'label[for="{box.get_attribute("id")}"]').click()
+                box = flow.locator(f'input[type="checkbox"][data-value="{scope}"]')
+                flow.locator(f'label[for="{box.get_attribute("id")}"]').click()
                 assert box.is_checked(), scope
             with page.expect_response(lambda r: r.url.endswith("/auth/token")) as token_info:
-                dialog.locator(".auth-btn-wrapper button.authorize").click()
+                flow.locator(".auth-btn-wrapper button.authorize").click()
             assert token_info.value.status == 200
-            dialog.locator("button.btn-done").click()
+            flow.locator("button.btn-done").click()
             assert dialog.count() == 0
 
             # FastAPI's operation id: read_own_account_accounts_me_get.
@@ -118,9 +120,12 @@ def test_swagger_authorize_dialog_offers_a_custom_scope_made_after_start(tmp_pat
             page.goto(f"{base}/docs", wait_until="networkidle")
             page.locator("button.authorize").first.click()
             dialog = page.locator(".modal-ux")
-            box = dialog.locator('input[type="checkbox"][data-value="orders:read"]')
-            box.wait_for(state="attached")
-            assert "Read the orders service" in dialog.inner_text()
-            assert dialog.locator('input[type="checkbox"][data-value="me:read"]').count() == 1
+            # Both flows (password, and authorization code) offer it.
+            for kind in ("password", "authorizationCode"):
+                flow = dialog.locator(".auth-container").filter(has_text=f"Flow: {kind}")
+                box = flow.locator('input[type="checkbox"][data-value="orders:read"]')
+                box.wait_for(state="attached")
+                assert "Read the orders service" in flow.inner_text()
+                assert flow.locator('input[type="checkbox"][data-value="me:read"]').count() == 1
         finally:
             browser.close()
