@@ -21,6 +21,7 @@ import jwt as pyjwt
 import pytest
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt as jose_jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
@@ -269,6 +270,16 @@ def test_authlib_client_signs_in_and_validates_the_id_token(
             discovery, token["id_token"], client_id, nonce, token["access_token"]
         )
         assert by_authlib == by_pyjwt
+        # The same checks refuse a token that is not this request's answer.
+        id_token, access_token = token["id_token"], token["access_token"]
+        for wrong in (
+            {"nonce": "another request's nonce"},
+            {"client_id": "another-client"},
+            {"access_token": token["refresh_token"]},  # at_hash binds the access token
+        ):
+            arguments = {"client_id": client_id, "nonce": nonce, "access_token": access_token}
+            with pytest.raises(JoseError):
+                validate_with_authlib(discovery, id_token, **{**arguments, **wrong})
 
         me = client.get(f"{gatehouse.base}/accounts/me")
         assert me.status_code == 200, me.text
