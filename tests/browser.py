@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import IN_CI
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Playwright, Route
+    from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Playwright, Route
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -83,13 +83,24 @@ class LocalOnly:
     127.0.0.1/localhost is aborted and recorded, and `check` fails the test with
     the list. Routing at the context covers pop-ups and requests made while
     JavaScript is off (a sub-resource, a form post, a redirect), which a page's
-    "request" event alone would not show before the request had left."""
+    "request" event alone would not show before the request had left. It records
+    the console's errors too (a Content-Security-Policy violation is reported
+    there: a page blocking its own style or script), and `check` fails on them,
+    unless the test asked for them (`console`) to judge them itself."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: list[str] | None = None) -> None:
         self.foreign: list[str] = []
+        self.console_errors: list[str] = [] if console is None else console
+        self.console_is_the_tests = console is not None
 
     def install(self, context: "BrowserContext") -> None:
         context.route("**/*", self._route)
+        context.on("console", self._console)
+        context.on("weberror", lambda error: self.console_errors.append(str(error.error)))
+
+    def _console(self, message: "ConsoleMessage") -> None:
+        if message.type == "error":
+            self.console_errors.append(f"{message.location.get('url')}: {message.text}")
 
     def _route(self, route: "Route") -> None:
         url = route.request.url
@@ -101,13 +112,18 @@ class LocalOnly:
 
     def check(self) -> None:
         assert self.foreign == [], f"the page asked hosts other than loopback: {self.foreign}"
+        if not self.console_is_the_tests:
+            assert self.console_errors == [], f"errors in the console: {self.console_errors}"
 
 
 @contextlib.contextmanager
-def local_context(browser: "Browser", **options: Any) -> Iterator["BrowserContext"]:
+def local_context(
+    browser: "Browser", *, console: list[str] | None = None, **options: Any
+) -> Iterator["BrowserContext"]:
     """A fresh browser context (its own cookies) that may reach loopback only;
-    the test fails when the block ends if anything else was asked for."""
-    guard = LocalOnly()
+    the test fails when the block ends if anything else was asked for, or if the
+    console showed an error (collected in `console` instead, when given)."""
+    guard = LocalOnly(console)
     context = browser.new_context(**options)
     context.set_default_timeout(15_000)
     guard.install(context)

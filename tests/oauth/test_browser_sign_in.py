@@ -5,6 +5,7 @@ refuses consent, authorises Swagger UI on the code flow with PKCE, and runs
 axe-core on the pages; the page may ask nothing of any host but loopback
 (tests.browser.local_context fails the test otherwise)."""
 
+import html
 import secrets
 import threading
 from collections.abc import Iterator
@@ -310,6 +311,27 @@ def test_signed_in_view_signs_out_and_the_next_authorize_asks_again(gatehouse: G
         sign_in(page, username, password)
         code = after.expect_code(callback.wait(page))
         assert own_account(gatehouse, after.redeem(code)["access_token"])["username"] == username
+
+
+def test_no_page_can_frame_the_sign_in_page(gatehouse: Gatehouse) -> None:
+    """Clickjacking, as a browser enforces it: a page that frames the sign-in page
+    gets an empty frame (CSP frame-ancestors 'none', X-Frame-Options DENY), and the
+    browser says why in the console."""
+    flow = Flow(gatehouse, gatehouse.register_client(first_party=True))
+    console: list[str] = []
+
+    with chromium() as browser, local_context(browser, console=console) as context:
+        page = context.new_page()
+        with page.expect_console_message(lambda m: "frame-ancestors" in m.text):
+            page.set_content(
+                '<!doctype html><html lang="en"><title>framing</title>'
+                f'<iframe title="sign-in" src="{html.escape(flow.url())}"></iframe>'
+            )
+        framed = [f for f in page.frames if f is not page.main_frame]
+        assert len(framed) == 1
+        assert framed[0].locator('input[name="password"]').count() == 0
+        assert framed[0].locator("form").count() == 0
+    assert any("frame-ancestors 'none'" in message for message in console), console
 
 
 def scope_descriptions(gatehouse: Gatehouse) -> dict[str, str]:
