@@ -93,15 +93,14 @@ async def register_app(
     redirect_uris: list[str] | None = None,
     **body: Any,
 ) -> dict[str, Any]:
-    return await register_client(
-        client,
-        headers,
-        type="confidential" if confidential else "public",
-        grant_types=["authorization_code", "refresh_token"],
-        redirect_uris=redirect_uris or [REDIRECT_URI],
-        first_party=first_party,
+    payload: dict[str, Any] = {
+        "type": "confidential" if confidential else "public",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": redirect_uris or [REDIRECT_URI],
+        "first_party": first_party,
         **body,
-    )
+    }
+    return await register_client(client, headers, **payload)
 
 
 async def sign_in(
