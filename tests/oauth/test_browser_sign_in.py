@@ -476,7 +476,8 @@ def axe_violations(page: "Page") -> list[dict[str, Any]]:
 
 def test_sign_in_and_consent_pages_have_no_axe_violations(gatehouse: Gatehouse) -> None:
     """Zero axe-core violations on the sign-in page, on it with the error message,
-    and on the consent page; also on a phone-sized screen."""
+    and on the consent page, on a phone-sized screen and a desktop one; and on the
+    signed-in view, the signed-out page and the error page."""
     username, password = gatehouse.signup()
     client = gatehouse.register_client(first_party=False)
     flow = Flow(gatehouse, client)
@@ -499,3 +500,19 @@ def test_sign_in_and_consent_pages_have_no_axe_violations(gatehouse: Gatehouse) 
         assert axe_violations(page) == []
         page.set_viewport_size(DESKTOP)
         assert axe_violations(page) == []
+
+        # The other pages a person meets: "Signed in as" with Sign out, the
+        # signed-out page, and the error page of an unknown client (400).
+        page.goto(Flow(gatehouse, client).url(prompt="login"))
+        sign_out = page.get_by_role("button", name="Sign out")
+        sign_out.wait_for()
+        assert axe_violations(page) == []
+        with page.expect_response(lambda r: r.url.endswith("/oauth/logout")) as answer:
+            sign_out.click()
+        assert answer.value.status == 303
+        page.wait_for_load_state()
+        assert axe_violations(page) == []
+        shown = page.goto(Flow(gatehouse, {**client, "client_id": "no-such-client"}).url())
+        assert shown is not None and shown.status == 400
+        assert axe_violations(page) == []
+        page.screenshot(path=screenshot("error"), full_page=True)
