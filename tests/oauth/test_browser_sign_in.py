@@ -28,7 +28,7 @@ from tests.oauth.served import (
     redeem,
     served_gatehouse,
 )
-from tests.servers import HOST, free_port
+from tests.servers import HOST
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, ViewportSize
@@ -63,10 +63,11 @@ class Callback:
     def __init__(self) -> None:
         self.urls: list[str] = []
         urls = self.urls
+        origin: list[str] = []  # set once the server is bound
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-                urls.append(f"http://{HOST}:{port}{self.path}")
+                urls.append(origin[0] + self.path)
                 body = b"<!doctype html><html lang=en><title>client</title><p>back at the client"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -77,9 +78,10 @@ class Callback:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 """Quiet: the recorded URLs say what came."""
 
-        port = free_port()
-        self._server = ThreadingHTTPServer((HOST, port), Handler)
-        self.redirect_uri = f"http://{HOST}:{port}{CALLBACK_PATH}"
+        # Port 0: the system's choice, bound at once (no race for a free port).
+        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        origin.append(f"http://{HOST}:{self._server.server_port}")
+        self.redirect_uri = origin[0] + CALLBACK_PATH
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> "Callback":
