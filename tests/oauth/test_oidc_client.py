@@ -295,6 +295,14 @@ def test_authlib_client_signs_in_and_validates_the_id_token(
         assert access["sid"] == by_pyjwt["sid"]
         assert access["client_id"] == client_id
 
+        # The session the code opened refreshes through the same client (rotation).
+        refreshed = client.refresh_token(discovery["token_endpoint"])
+        assert refreshed["refresh_token"] != token["refresh_token"]
+        again = pyjwt.decode(refreshed["access_token"], options={"verify_signature": False})
+        assert again["sid"] == access["sid"]
+        assert client.token["access_token"] == refreshed["access_token"]
+        assert client.get(f"{gatehouse.base}/accounts/me").status_code == 200
+
 
 def test_requests_oauthlib_session_with_pkce_redeems_the_code(
     gatehouse: Gatehouse, discovery: dict[str, Any], monkeypatch: pytest.MonkeyPatch
