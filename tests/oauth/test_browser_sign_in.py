@@ -429,6 +429,8 @@ def test_swagger_ui_authorises_on_the_code_flow_and_reads_the_account(
         query = parse_qs(urlsplit(popup.url).query)
         assert query["client_id"] == ["gatehouse"]
         assert query["code_challenge_method"] == ["S256"]
+        assert_sign_in_page(popup)
+        popup.screenshot(path=screenshot("swagger-popup"))
         with page.expect_response(lambda r: r.url.endswith("/auth/token")) as token_info:
             sign_in(popup, username, password)
         assert token_info.value.status == 200, token_info.value.text()
