@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, delete, insert, literal, or_, select, update
+from sqlalchemy import CursorResult, Table, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,6 +23,7 @@ from app.audit import service as audit
 from app.browser_sessions.models import BrowserSession
 from app.core.config import Settings
 from app.core.models import utcnow, uuid7
+from app.sessions import service as sessions_service
 
 _TABLE: Table = BrowserSession.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
 
@@ -50,11 +51,9 @@ async def start(
 ) -> tuple[str, LiveBrowserSession] | None:
     """A new browser session for `account`, and the cookie value naming it.
 
-    As for the token endpoint's sessions (`sessions.service.start_session`), the
-    row is inserted by one `INSERT ... SELECT` from the account row requiring it
-    to be active and to hold the hash the password was verified against
-    (share-locked on PostgreSQL until commit): None when a password change,
-    disabling or deletion won the race."""
+    Inserted as the token endpoint's sessions are
+    (`sessions.service.insert_while_account_unchanged`): None when a password
+    change, disabling or deletion won the race since the password was checked."""
     now = utcnow()
     token = secrets.token_urlsafe(32)
     session_id = uuid7()
@@ -69,20 +68,9 @@ async def start(
         "user_agent": (user_agent or "")[:255] or None,
         "ip": ip,
     }
-    source = (
-        select(*(literal(value, _TABLE.c[name].type) for name, value in values.items()))
-        .select_from(Account)
-        .where(
-            col(Account.id) == account.id,
-            col(Account.is_active).is_(True),
-            col(Account.password_hash) == password_hash,
-        )
-        .with_for_update(read=True)
-    )
-    result = cast(
-        "CursorResult[Any]", await db.execute(insert(_TABLE).from_select(list(values), source))
-    )
-    if result.rowcount != 1:
+    if not await sessions_service.insert_while_account_unchanged(
+        db, _TABLE, values, account_id=account.id, password_hash=password_hash
+    ):
         return None
     await audit.record(
         db,

@@ -182,6 +182,37 @@ async def _issue(
 _SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
 
 
+async def insert_while_account_unchanged(
+    db: AsyncSession,
+    table: Table,
+    values: dict[str, Any],
+    *,
+    account_id: uuid.UUID,
+    password_hash: str | None,
+) -> bool:
+    """Insert `values` into `table` only if the account is still active and, when
+    `password_hash` is given, still holds the hash a password was verified
+    against: one `INSERT ... SELECT` from the account row, which on PostgreSQL
+    share-locks that row until commit. A password change, disabling or deletion
+    either committed first (nothing is inserted, False) or waits for this
+    transaction and then ends (or deletes) what it inserted. Every sign-in
+    starts its session through here: the token endpoint's and the browser's."""
+    unchanged = [col(Account.id) == account_id, col(Account.is_active).is_(True)]
+    if password_hash is not None:
+        unchanged.append(col(Account.password_hash) == password_hash)
+    source = (
+        select(*(literal(value, table.c[name].type) for name, value in values.items()))
+        .select_from(Account)
+        .where(*unchanged)
+        .with_for_update(read=True)
+    )
+    inserted = cast(
+        "CursorResult[Any]",
+        await db.execute(insert(table).from_select(list(values), source)),
+    )
+    return inserted.rowcount == 1
+
+
 async def start_session(
     db: AsyncSession,
     *,
@@ -222,20 +253,9 @@ async def start_session(
         "user_agent": (user_agent or "")[:255] or None,
         "ip": ip,
     }
-    unchanged = [col(Account.id) == account.id, col(Account.is_active).is_(True)]
-    if password_hash is not None:
-        unchanged.append(col(Account.password_hash) == password_hash)
-    source = (
-        select(*(literal(value, _SESSIONS.c[name].type) for name, value in values.items()))
-        .select_from(Account)
-        .where(*unchanged)
-        .with_for_update(read=True)
-    )
-    inserted = cast(
-        "CursorResult[Any]",
-        await db.execute(insert(_SESSIONS).from_select(list(values), source)),
-    )
-    if inserted.rowcount != 1:
+    if not await insert_while_account_unchanged(
+        db, _SESSIONS, values, account_id=account.id, password_hash=password_hash
+    ):
         return None
     tokens = await _issue(
         db,

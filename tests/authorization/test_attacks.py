@@ -545,3 +545,23 @@ async def test_odd_form_posts_never_fail_the_server(
     response = await client.post("/oauth/authorize", data=base | fields)
     assert response.status_code in {200, 302, 400}
     assert response.headers["content-type"].startswith("text/html") or (response.status_code == 302)
+
+
+async def test_racing_exchanges_of_one_code_give_one_session(client: httpx.AsyncClient) -> None:
+    import asyncio
+
+    app = await _app(client)
+    account = await signup(client)
+    verifier, challenge = pkce()
+    code = await code_for(
+        client, authorize_params(app["client_id"], challenge), account["username"], PASSWORD
+    )
+    answers = await asyncio.gather(
+        *(exchange(client, code, verifier, app["client_id"]) for _ in range(4))
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 400, 400, 400]
+    # Whichever came after the winner counted as a reuse: the session ended.
+    [won] = [a for a in answers if a.status_code == 200]
+    me = await client.get("/accounts/me", headers=bearer(won.json()["access_token"]))
+    assert me.status_code == 401

@@ -23,8 +23,12 @@ PUBLIC_PATHS = {
     "/openapi.json",
     # Client-authenticated (RFC 7662 §2.1), not bearer-authenticated.
     "/oauth/introspect",
+    # The browser sign-in pages (CSRF-protected forms, a browser session cookie).
+    "/oauth/authorize",
+    "/oauth/logout",
+    "/oauth/signed-out",
 }
-PUBLIC_PREFIXES = ("/.well-known/", "/docs")
+PUBLIC_PREFIXES = ("/.well-known/", "/docs", "/oauth/static/")
 # Needs a token, whatever its scopes.
 ANY_TOKEN_PATHS = {"/auth/logout"}
 

@@ -76,6 +76,7 @@ async def test_metadata_describes_the_issuer_and_its_endpoints(make_client: AppF
     assert metadata["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
     assert metadata["introspection_endpoint"] == f"{issuer}/oauth/introspect"
     assert set(metadata["grant_types_supported"]) == {
+        "authorization_code",
         "password",
         "refresh_token",
         "client_credentials",
