@@ -343,20 +343,22 @@ def scope_descriptions(gatehouse: Gatehouse) -> dict[str, str]:
     return {s["name"]: s["description"] for s in catalogue.json()}
 
 
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
 def test_consent_allow_issues_a_code_and_is_remembered_deny_is_access_denied(
-    gatehouse: Gatehouse,
+    gatehouse: Gatehouse, javascript: bool
 ) -> None:
     """A client with first_party false: after sign-in the consent page lists each
     requested scope with its description; Allow → a code that redeems; the next
     authorize with the same scopes skips the page. Another account's Deny → the
-    redirect carries error=access_denied with state and iss, and no code."""
+    redirect carries error=access_denied with state and iss, and no code. With
+    JavaScript on and off."""
     descriptions = scope_descriptions(gatehouse)
     allower, allower_password = gatehouse.signup()
     denier, denier_password = gatehouse.signup()
 
     with Callback() as callback, chromium() as browser:
         client = gatehouse.register_client(first_party=False, redirect_uris=[callback.redirect_uri])
-        with local_context(browser) as context:
+        with local_context(browser, java_script_enabled=javascript) as context:
             flow = Flow(gatehouse, client, scope="openid me:read")
             page = context.new_page()
             page.goto(flow.url())
@@ -372,7 +374,8 @@ def test_consent_allow_issues_a_code_and_is_remembered_deny_is_access_denied(
             assert form.locator('button[name="decision"][value="allow"]').count() == 1
             assert form.locator('button[name="decision"][value="deny"]').count() == 1
             assert callback.urls == []
-            page.screenshot(path=screenshot("consent"), full_page=True)
+            if javascript:
+                page.screenshot(path=screenshot("consent"), full_page=True)
 
             allow.click()
             code = flow.expect_code(callback.wait(page))
@@ -385,7 +388,7 @@ def test_consent_allow_issues_a_code_and_is_remembered_deny_is_access_denied(
             page.goto(again.url())
             again.expect_code(callback.wait(page))
 
-        with local_context(browser) as context:
+        with local_context(browser, java_script_enabled=javascript) as context:
             flow = Flow(gatehouse, client, scope="openid me:read")
             page = context.new_page()
             page.goto(flow.url())
