@@ -1,9 +1,11 @@
 """Browser sign-in (issue 14) in a real browser: Debian's chromium, driven by
 Playwright, against a served Gatehouse on each database. It signs in on the
 hosted page with JavaScript on and off and with the keyboard alone, gives and
-refuses consent, authorises Swagger UI on the code flow with PKCE, and runs
-axe-core on the pages; the page may ask nothing of any host but loopback
-(tests.browser.local_context fails the test otherwise)."""
+refuses consent, signs out, authorises Swagger UI on the code flow with PKCE,
+tries to frame the sign-in page, and runs axe-core on every page a person
+meets. No page may ask anything of a host but loopback, nor log an error to the
+console (a Content-Security-Policy violation included): tests.browser's
+local_context fails the test otherwise."""
 
 import html
 import secrets
