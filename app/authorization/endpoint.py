@@ -322,9 +322,8 @@ async def _sign_in(
     username = _field(form, "username") or ""
     password = _field(form, "password") or ""
     if not username or not password:
-        return _sign_in_page(
-            page, areq, error=WRONG_CREDENTIALS, username=username, status_code=200
-        )
+        # Nothing to check: the same answer as a wrong password, and no count.
+        return _sign_in_page(page, areq, error=WRONG_CREDENTIALS, username=username)
     settings = page.settings
     try:
         # The token endpoint's check, claim and throttle, exactly (see

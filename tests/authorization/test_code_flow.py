@@ -484,3 +484,20 @@ async def test_refresh_token_of_the_code_flow_works_only_for_its_client(
     tokens = (await exchange(client, code, verifier, app["client_id"])).json()
     response = await refresh(client, tokens["refresh_token"])  # as the gatehouse client
     assert response.json()["error"] == "invalid_grant"
+
+
+async def test_an_es256_service_signs_id_tokens_with_es256(make_client: Any) -> None:
+    async with make_client(signing_algorithm="ES256") as client:
+        app = await _app(client)
+        account = await signup(client)
+        verifier, challenge = pkce()
+        params = authorize_params(app["client_id"], challenge, scope="openid")
+        code = await code_for(client, params, account["username"], PASSWORD)
+        tokens = (await exchange(client, code, verifier, app["client_id"])).json()
+        jwks = (await client.get("/.well-known/jwks.json")).json()
+        claims = _verified_id_token(jwks, tokens["id_token"], app["client_id"])
+        assert pyjwt.get_unverified_header(tokens["id_token"])["alg"] == "ES256"
+        assert claims["sub"] == account["id"]
+        assert "nonce" not in claims
+        document = (await client.get("/.well-known/openid-configuration")).json()
+        assert document["id_token_signing_alg_values_supported"] == ["ES256"]

@@ -122,3 +122,29 @@ async def test_an_idle_browser_session_ends(make_client: Any) -> None:
                 long_ago = long_ago.replace(tzinfo=None)
             await db.execute(text("UPDATE browser_session SET last_used_at = :t"), {"t": long_ago})
         assert not await _skips_form(client, app, challenge)
+
+
+async def test_a_password_reset_ends_the_browser_session(
+    make_client: Any, database_url: str, tmp_path: Any
+) -> None:
+    from tests.cli.helpers import gatehouse
+    from tests.conftest import TEST_SECRET
+
+    async with make_client() as client:
+        app, account, challenge = await _signed_in(client)
+        cookie = client.cookies.get("gatehouse_session")
+        assert await _skips_form(client, app, challenge)
+    result = gatehouse(
+        tmp_path,
+        "reset-password",
+        account["username"],
+        GATEHOUSE_DATABASE_URL=database_url,
+        GATEHOUSE_SECRET_KEY=TEST_SECRET,
+        GATEHOUSE_ARGON2_TIME_COST="1",
+        GATEHOUSE_ARGON2_MEMORY_KIB="1024",
+        GATEHOUSE_ARGON2_PARALLELISM="1",
+    )
+    assert result.returncode == 0, result.stderr
+    async with make_client() as client:
+        client.cookies.set("gatehouse_session", cookie or "")
+        assert not await _skips_form(client, app, challenge)
