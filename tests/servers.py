@@ -52,14 +52,17 @@ def serve(
     log_path: Path,
     startup_timeout: float = 30,
     access_log: bool = False,
+    port: int | None = None,
 ) -> Iterator[str]:
     """`uvicorn app.main:app` with exactly `env` (see `server_env`), run from the
     project root, its output in `log_path` (with uvicorn's access log when
     `access_log`, as scripts/run.sh and the Dockerfile run it). Yields
     `http://127.0.0.1:<port>` once /healthz answers 200; fails with the log if the
     process exits first or is not healthy within `startup_timeout` seconds.
-    Terminates it (kills it if it lingers) when the block ends."""
-    port = free_port()
+    `port` (default: a free one) is for a caller that must name the address in
+    `env` beforehand, as `GATEHOUSE_ISSUER`. Terminates it (kills it if it
+    lingers) when the block ends."""
+    port = free_port() if port is None else port
     base = f"http://{HOST}:{port}"
     command = [
         sys.executable,

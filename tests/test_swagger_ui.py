@@ -3,9 +3,6 @@ authorises with the admin through the password flow, calls GET /accounts/me and
 sees the admin, while the page asks nothing of any host but 127.0.0.1."""
 
 import contextlib
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, IN_CI, migrate
+from tests.browser import CHROMIUM_ARGS, chromium_or_skip
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, migrate
 from tests.servers import serve, server_env
 
 if TYPE_CHECKING:
@@ -21,37 +19,8 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path("/tmp/gatehouse-docs.png")  # noqa: S108 - a fixed place to look at it
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCOPES = ["me:read", "accounts:read"]
-
-
-def chromium_or_skip() -> str:
-    """The browser, installed with apt-get when missing and allowed; outside CI a
-    browser that cannot be had skips the test, in CI it fails it."""
-    if not Path(CHROMIUM).exists() and os.geteuid() == 0 and shutil.which("apt-get"):
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
-            subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=300)
-            subprocess.run(
-                ["apt-get", "install", "-y", "-qq", "chromium"],
-                check=True,
-                timeout=600,
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            )
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing and could not be installed (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return CHROMIUM
 
 
 @contextlib.contextmanager
@@ -90,20 +59,18 @@ def test_swagger_ui_authorises_with_the_admin_and_reads_its_account(tmp_path: Pa
             page.locator("button.authorize").first.click()
 
             dialog = page.locator(".modal-ux")
-            # The dialog offers two flows (issue 14); this test takes the password one.
-            password_flow = dialog.locator(".auth-container").filter(
-                has=page.locator("#oauth_username")
-            )
-            password_flow.locator("#oauth_username").fill(ADMIN_USERNAME)
-            password_flow.locator("#oauth_password").fill(ADMIN_PASSWORD)
+            # The password flow's part of the dialog (the code flow is beside it).
+            flow = dialog.locator(".auth-container").filter(has_text="Flow: password")
+            flow.locator("#oauth_username").fill(ADMIN_USERNAME)
+            flow.locator("#oauth_password").fill(ADMIN_PASSWORD)
             for scope in SCOPES:
-                box = password_flow.locator(f'input[type="checkbox"][data-value="{scope}"]')
-                password_flow.locator(f'label[for="{box.get_attribute("id")}"]').click()
+                box = flow.locator(f'input[type="checkbox"][data-value="{scope}"]')
+                flow.locator(f'label[for="{box.get_attribute("id")}"]').click()
                 assert box.is_checked(), scope
             with page.expect_response(lambda r: r.url.endswith("/auth/token")) as token_info:
-                password_flow.locator(".auth-btn-wrapper button.authorize").click()
+                flow.locator(".auth-btn-wrapper button.authorize").click()
             assert token_info.value.status == 200
-            dialog.locator("button.btn-done").first.click()
+            flow.locator("button.btn-done").click()
             assert dialog.count() == 0
 
             # FastAPI's operation id: read_own_account_accounts_me_get.
@@ -153,11 +120,12 @@ def test_swagger_authorize_dialog_offers_a_custom_scope_made_after_start(tmp_pat
             page.goto(f"{base}/docs", wait_until="networkidle")
             page.locator("button.authorize").first.click()
             dialog = page.locator(".modal-ux")
-            # Each of the two flows (password, authorization code) lists the catalogue.
-            box = dialog.locator('input[type="checkbox"][data-value="orders:read"]')
-            box.first.wait_for(state="attached")
-            assert box.count() == 2
-            assert "Read the orders service" in dialog.inner_text()
-            assert dialog.locator('input[type="checkbox"][data-value="me:read"]').count() == 2
+            # Both flows (password, and authorization code) offer it.
+            for kind in ("password", "authorizationCode"):
+                flow = dialog.locator(".auth-container").filter(has_text=f"Flow: {kind}")
+                box = flow.locator('input[type="checkbox"][data-value="orders:read"]')
+                box.wait_for(state="attached")
+                assert "Read the orders service" in flow.inner_text()
+                assert flow.locator('input[type="checkbox"][data-value="me:read"]').count() == 1
         finally:
             browser.close()
