@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import argon2
 
 from app.core.config import Settings
-from scripts.bench_load import run_load
-from scripts.bench_report import Section, ms, pct, rate, statuses
-from scripts.bench_server import BenchConfig, seed, temp_database, uvicorn_server
+from scripts.bench.load import run_load
+from scripts.bench.report import Section, ms, pct, rate, statuses
+from scripts.bench.server import BenchConfig, seed, temp_database, uvicorn_server
 from scripts.seed_accounts import DEFAULT_PASSWORD, bench_username
 
 LOGIN_USERS = 64

@@ -48,7 +48,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> int:
     # Imported only now: the caller's GATEHOUSE_* variables are gone by then, so
     # a developer's shell (say GATEHOUSE_ENV=production) cannot change what runs.
-    from scripts.bench_server import ROOT, BenchConfig, pg_reachable
+    from scripts.bench.server import ROOT, BenchConfig, pg_reachable
 
     began = time.monotonic()
     backend = args.database
@@ -88,7 +88,7 @@ async def _main(args: argparse.Namespace) -> int:
         config = BenchConfig(quick=args.quick, backend=backend, workdir=Path(tmp))
         for name in args.sections:
             started = time.monotonic()
-            module: Any = importlib.import_module(f"scripts.bench_{name}")
+            module: Any = importlib.import_module(f"scripts.bench.{name}")
             try:
                 section = await module.run(config)
             except Exception as exc:

@@ -23,10 +23,10 @@ from typing import Any
 
 import psutil
 
-from scripts.bench_load import run_load
-from scripts.bench_login import login_request
-from scripts.bench_report import Section, mib, ms, pct, rate, statuses
-from scripts.bench_server import (
+from scripts.bench.load import run_load
+from scripts.bench.login import login_request
+from scripts.bench.report import Section, mib, ms, pct, rate, statuses
+from scripts.bench.server import (
     BenchConfig,
     Database,
     PgActivity,

@@ -1,6 +1,6 @@
 """Section 2: what the per-request liveness check costs a protected endpoint (issue 4).
 
-Served by `scripts.bench_app` (the real app plus token-only twins of
+Served by `scripts.bench.app` (the real app plus token-only twins of
 `GET /accounts/me`), so the full check and its baselines share one process,
 one database and one run:
 
@@ -34,10 +34,10 @@ from typing import Any
 
 import httpx
 
-from scripts.bench_load import run_load
-from scripts.bench_report import Section, ms, pct, rate, ratio, statuses, us
-from scripts.bench_server import BenchConfig, login, seed, temp_database, uvicorn_server
-from scripts.bench_tokens import time_algorithm
+from scripts.bench.load import run_load
+from scripts.bench.report import Section, ms, pct, rate, ratio, statuses, us
+from scripts.bench.server import BenchConfig, login, seed, temp_database, uvicorn_server
+from scripts.bench.tokens import time_algorithm
 from scripts.seed_accounts import DEFAULT_PASSWORD, bench_username
 
 CONCURRENCY = 16
@@ -266,7 +266,7 @@ async def run(config: BenchConfig) -> Section:
     }
     async with temp_database(config.backend, config.workdir) as db:
         await seed(db, 1)
-        async with uvicorn_server(db, config.workdir, app="scripts.bench_app:app") as server:
+        async with uvicorn_server(db, config.workdir, app="scripts.bench.app:app") as server:
             token = await login(server.base_url, bench_username(1), DEFAULT_PASSWORD)
             auth = {"Authorization": f"Bearer {token}"}
             requests = {

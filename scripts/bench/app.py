@@ -1,7 +1,7 @@
 """The service plus routes that verify the access token ALONE (no liveness lookup).
 
 Issue 4 asks what the per-request revocation check costs against verifying the
-token only. Served as `uvicorn scripts.bench_app:app`, this is the real app
+token only. Served as `uvicorn scripts.bench.app:app`, this is the real app
 (same middleware, same engine, same key ring) with two extra routes, so both
 variants run in one process, side by side:
 
