@@ -35,7 +35,7 @@ from scripts.seed_accounts import DEFAULT_PASSWORD, SeedResult
 from scripts.seed_accounts import seed as seed_accounts
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 ADMIN_USERNAME = "bench_admin"
