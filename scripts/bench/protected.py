@@ -122,12 +122,17 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _spawn(argv: list[str], timeout: float) -> tuple[str, int, float, tuple[float, float]]:
+def spawn(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None
+) -> tuple[str, int, float, tuple[float, float]]:
     """Run `argv` to completion: (stdout+stderr, exit code, CPU seconds, wall window).
-    Reaped with wait4, so its CPU time is exact; killed if it outlives `timeout`."""
+    Reaped with wait4, so its CPU time is exact; killed if it outlives `timeout`.
+    `env` adds to this process's environment (wrk's Lua scripts read theirs)."""
     with tempfile.TemporaryFile() as out:
         started = time.time()
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         # os.kill, not Popen.kill: that polls, and could reap the process under wait4.
         killer = threading.Timer(timeout, _kill, (process.pid,))
         killer.start()
@@ -166,7 +171,7 @@ async def _wrk(wrk: str, url: str, token: str, seconds: int) -> Run:
     ]
     if WRK_CPUS and (taskset := shutil.which("taskset")):
         argv = [taskset, "-c", WRK_CPUS, *argv]
-    output, code, cpu, window = await asyncio.to_thread(_spawn, argv, seconds + 30.0)
+    output, code, cpu, window = await asyncio.to_thread(spawn, argv, seconds + 30.0)
     if code != 0:
         raise RuntimeError(f"wrk failed ({code}): {output[-2000:]}")
     result = parse_wrk(output)
