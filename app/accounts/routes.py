@@ -13,7 +13,13 @@ from app.accounts.schemas import (
     SignupRequest,
 )
 from app.authz.catalogue import USER_ROLE
-from app.authz.dependencies import AUTH_ERRORS, AccountsRead, AccountsWrite, MeRead, MeWrite
+from app.authz.dependencies import (
+    AUTH_ERRORS,
+    AccountsRead,
+    AccountsWrite,
+    MeAccount,
+    MeWrite,
+)
 from app.core.db import DbSession
 from app.core.network import OriginDep
 from app.core.pagination import PageQuery
@@ -64,9 +70,11 @@ async def signup(
 
 
 @router.get("/me", response_model=AccountPublic, responses=AUTH_ERRORS)
-async def read_own_account(principal: MeRead, db: DbSession) -> AccountPublic:
+async def read_own_account(me: MeAccount, db: DbSession) -> AccountPublic:
     """The caller's own account."""
-    return await public(db, await accounts_service.get_account(db, principal.account_id))
+    if me.account is not None:  # a session's token: its liveness check read it all
+        return accounts_service.live_public(me.account)
+    return await public(db, await accounts_service.get_account(db, me.principal.account_id))
 
 
 @router.post(

@@ -1,14 +1,16 @@
 """The `Security` dependencies every protected route declares its scopes with."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from app.authz import bearer
 from app.authz.catalogue import BUILTIN_SCOPES, AccountPrincipal, Principal
 from app.core.db import DbSession
 from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated
+from app.sessions.service import LiveAccount
 from app.state import StateDep
 
 # Reads the token from the Authorization header only (RFC 6750 §2.1); a token in
@@ -18,8 +20,14 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
+# Where `require_scopes` leaves the verified token for a later dependency of the
+# same request (`require_own_account`), so the liveness statement is not repeated.
+_VERIFIED = "gatehouse_verified_token"
+
+
 async def require_scopes(
     security_scopes: SecurityScopes,
+    request: Request,
     state: StateDep,
     db: DbSession,
     token: str | None = Depends(oauth2_scheme),
@@ -39,6 +47,7 @@ async def require_scopes(
     principal = verified.principal
     if not set(security_scopes.scopes) <= principal.scopes:
         raise InsufficientScope(scope=needed)
+    setattr(request.state, _VERIFIED, verified)
     return principal
 
 
@@ -65,8 +74,26 @@ async def require_account(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OwnAccount:
+    """The caller, and its account as the token's liveness check read it (roles
+    and scopes included) when the token is a session's; None for a personal
+    access token, whose check reads the account without its roles."""
+
+    principal: AccountPrincipal
+    account: LiveAccount | None
+
+
+async def require_own_account(
+    request: Request, principal: Annotated[AccountPrincipal, Security(require_account)]
+) -> OwnAccount:
+    verified: bearer.Verified = getattr(request.state, _VERIFIED)
+    return OwnAccount(principal, verified.account)
+
+
 AnyToken = Annotated[AccountPrincipal, Security(require_account, scopes=[])]
 MeRead = Annotated[AccountPrincipal, Security(require_account, scopes=["me:read"])]
+MeAccount = Annotated[OwnAccount, Security(require_own_account, scopes=["me:read"])]
 MeWrite = Annotated[AccountPrincipal, Security(require_account, scopes=["me:write"])]
 AccountsRead = Annotated[Principal, Security(require_scopes, scopes=["accounts:read"])]
 AccountsWrite = Annotated[AccountPrincipal, Security(require_account, scopes=["accounts:write"])]

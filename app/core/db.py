@@ -2,13 +2,13 @@
 for flows that must give their connection back before slow work."""
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import event, text
+from sqlalchemy import Executable, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -106,6 +106,25 @@ async def inserted(db: AsyncSession, row: SQLModel) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+async def read_rows(
+    db: AsyncSession, statement: Executable, params: dict[str, Any]
+) -> list[Sequence[Any]]:
+    """The rows of one read-only Core statement, as tuples (no ORM unit of work,
+    no objects). Run inside the request's transaction when one is open (its
+    connection is already held; SQLite's pool has only that one), else on a pooled
+    connection in autocommit: a request that only reads, such as most protected
+    GETs, then pays no BEGIN and COMMIT round trips around its one statement. A
+    single statement sees one snapshot either way (PostgreSQL and SQLite)."""
+    if db.in_transaction() or db.bind is None:
+        return list((await db.execute(statement, params)).all())
+    engine = db.bind
+    if not isinstance(engine, AsyncEngine):  # pragma: no cover - sessions here bind engines
+        return list((await db.execute(statement, params)).all())
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return list((await connection.execute(statement, params)).all())
 
 
 async def release_connection(db: AsyncSession) -> None:

@@ -9,6 +9,7 @@ is treated as theft and ends the whole session (RFC 9700 §4.14.2).
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     literal,
     or_,
@@ -32,13 +34,14 @@ from app.accounts.models import Account
 from app.audit import service as audit
 from app.authz.catalogue import ALL_HELD, GATEHOUSE_CLIENT, format_scope, parse_scope
 from app.core.config import Settings
-from app.core.db import released_after
+from app.core.db import read_rows, released_after
 from app.core.errors import Forbidden, NotFound
 from app.core.models import UTCDateTime, utcnow, uuid7
 from app.core.schemas import public
 from app.crypto.jwt import TokenError
 from app.oauth.errors import InvalidGrant, InvalidScope
 from app.roles import service as roles_service
+from app.roles.models import AccountRole, RoleScope
 from app.sessions.models import AuthSession, RefreshToken
 from app.sessions.schemas import SessionPublic, TokenResponse
 from app.signing_keys.service import KeyRing
@@ -74,18 +77,68 @@ def _live_now(settings: Settings) -> ColumnElement[bool]:
     return _live(now, now - timedelta(seconds=settings.session_idle_timeout_seconds))
 
 
-# Built once: this runs on every protected request.
+@dataclass(frozen=True, slots=True)
+class LiveAccount:
+    """The account a live session token speaks for, as the liveness check read it:
+    its public columns, roles and effective scopes, all from that one statement,
+    so that `GET /accounts/me` needs no second query."""
+
+    id: uuid.UUID
+    username: str
+    email: str | None
+    is_active: bool
+    created_at: datetime
+    roles: list[str]
+    scopes: list[str]
+
+
+_ACCOUNTS: Table = Account.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
+_ACCOUNT_ROLES: Table = AccountRole.__table__  # type: ignore[attr-defined]
+_ROLE_SCOPES: Table = RoleScope.__table__  # type: ignore[attr-defined]
+_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
+
+# The account's roles and scopes, as space-separated strings, correlated to the
+# one account row the liveness check finds (string_agg / group_concat).
+_ROLE_NAMES = (
+    select(func.aggregate_strings(_ACCOUNT_ROLES.c.role_name, " "))
+    .where(_ACCOUNT_ROLES.c.account_id == _ACCOUNTS.c.id)
+    .correlate(_ACCOUNTS)
+    .scalar_subquery()
+)
+_SCOPE_NAMES = (
+    select(func.aggregate_strings(_ROLE_SCOPES.c.scope_name, " "))
+    .join(_ACCOUNT_ROLES, _ACCOUNT_ROLES.c.role_name == _ROLE_SCOPES.c.role_name)
+    .where(_ACCOUNT_ROLES.c.account_id == _ACCOUNTS.c.id)
+    .correlate(_ACCOUNTS)
+    .scalar_subquery()
+)
+
+# Built once: this runs on every protected request. One Core statement, one round
+# trip: the session is live, the account active and its authorisation unchanged
+# since the token was issued; and what `GET /accounts/me` shows of the account.
 _LIVE_ACCOUNT = (
-    select(Account)
-    .join(AuthSession, col(Account.id) == col(AuthSession.account_id))
+    select(
+        _ACCOUNTS.c.id,
+        _ACCOUNTS.c.username,
+        _ACCOUNTS.c.email,
+        _ACCOUNTS.c.is_active,
+        _ACCOUNTS.c.created_at,
+        _ROLE_NAMES,
+        _SCOPE_NAMES,
+    )
+    .select_from(_SESSIONS.join(_ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id))
     .where(
-        col(AuthSession.id) == bindparam("session_id"),
-        col(AuthSession.account_id) == bindparam("account_id"),
+        _SESSIONS.c.id == bindparam("session_id"),
+        _SESSIONS.c.account_id == bindparam("account_id"),
         _live(bindparam("now", type_=UTCDateTime()), bindparam("idle_cutoff", type_=UTCDateTime())),
-        col(Account.is_active).is_(True),
-        col(Account.authz_version) == bindparam("authz_version"),
+        _ACCOUNTS.c.is_active.is_(True),
+        _ACCOUNTS.c.authz_version == bindparam("authz_version"),
     )
 )
+
+
+def _names(joined: str | None) -> list[str]:
+    return sorted(set(joined.split(" "))) if joined else []
 
 
 async def live_account(
@@ -95,15 +148,16 @@ async def live_account(
     session_id: uuid.UUID,
     authz_version: int,
     idle_timeout: int,
-) -> Account | None:
+) -> LiveAccount | None:
     """The per-request revocation check: one primary-key lookup joining the
     session to its account. A token stays good only while its session is live,
     the account active, and the account's authorisation unchanged since issue.
-    Returns the account (None when the token is not live): a caller that keeps it
-    lets the request's session answer a later read of it without a query (the
-    identity map holds objects only while someone refers to them)."""
+    Nothing is cached: a logout, a disabling or a role change committed on any
+    instance refuses the very next request. Returns the account with its roles
+    and scopes (None when the token is not live)."""
     now = utcnow()
-    found = await db.scalars(
+    rows = await read_rows(
+        db,
         _LIVE_ACCOUNT,
         {
             "session_id": session_id,
@@ -113,7 +167,10 @@ async def live_account(
             "authz_version": authz_version,
         },
     )
-    return found.first()
+    if not rows:
+        return None
+    row = rows[0]
+    return LiveAccount(row[0], row[1], row[2], row[3], row[4], _names(row[5]), _names(row[6]))
 
 
 async def token_is_live(
@@ -171,9 +228,6 @@ async def _issue(
         refresh_token=refresh_token,
         scope=scope,
     )
-
-
-_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
 
 
 async def start_session(
