@@ -20,7 +20,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    func,
     insert,
     literal,
     or_,
@@ -41,7 +40,7 @@ from app.core.schemas import public
 from app.crypto.jwt import TokenError
 from app.oauth.errors import InvalidGrant, InvalidScope
 from app.roles import service as roles_service
-from app.roles.models import AccountRole, RoleScope
+from app.roles.service import split_names
 from app.sessions.models import AuthSession, RefreshToken
 from app.sessions.schemas import SessionPublic, TokenResponse
 from app.signing_keys.service import KeyRing
@@ -61,14 +60,19 @@ def _invalid_grant() -> InvalidGrant:
     return InvalidGrant("The refresh token is invalid, expired or revoked")
 
 
+_ACCOUNTS: Table = Account.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
+_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
+_REFRESH_TOKENS: Table = RefreshToken.__table__  # type: ignore[attr-defined]
+
+
 def _live(now: Any, idle_cutoff: Any) -> ColumnElement[bool]:
     """A session is live until it is ended, reaches its absolute lifetime, or goes
     unused past the idle timeout. `now` and `idle_cutoff` are datetimes or bind
     parameters (for statements built once)."""
     return and_(
-        col(AuthSession.ended_at).is_(None),
-        col(AuthSession.expires_at) > now,
-        col(AuthSession.last_used_at) > idle_cutoff,
+        _SESSIONS.c.ended_at.is_(None),
+        _SESSIONS.c.expires_at > now,
+        _SESSIONS.c.last_used_at > idle_cutoff,
     )
 
 
@@ -92,27 +96,6 @@ class LiveAccount:
     scopes: list[str]
 
 
-_ACCOUNTS: Table = Account.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
-_ACCOUNT_ROLES: Table = AccountRole.__table__  # type: ignore[attr-defined]
-_ROLE_SCOPES: Table = RoleScope.__table__  # type: ignore[attr-defined]
-_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
-
-# The account's roles and scopes, as space-separated strings, correlated to the
-# one account row the liveness check finds (string_agg / group_concat).
-_ROLE_NAMES = (
-    select(func.aggregate_strings(_ACCOUNT_ROLES.c.role_name, " "))
-    .where(_ACCOUNT_ROLES.c.account_id == _ACCOUNTS.c.id)
-    .correlate(_ACCOUNTS)
-    .scalar_subquery()
-)
-_SCOPE_NAMES = (
-    select(func.aggregate_strings(_ROLE_SCOPES.c.scope_name, " "))
-    .join(_ACCOUNT_ROLES, _ACCOUNT_ROLES.c.role_name == _ROLE_SCOPES.c.role_name)
-    .where(_ACCOUNT_ROLES.c.account_id == _ACCOUNTS.c.id)
-    .correlate(_ACCOUNTS)
-    .scalar_subquery()
-)
-
 # Built once: this runs on every protected request. One Core statement, one round
 # trip: the session is live, the account active and its authorisation unchanged
 # since the token was issued; and what `GET /accounts/me` shows of the account.
@@ -123,8 +106,8 @@ _LIVE_ACCOUNT = (
         _ACCOUNTS.c.email,
         _ACCOUNTS.c.is_active,
         _ACCOUNTS.c.created_at,
-        _ROLE_NAMES,
-        _SCOPE_NAMES,
+        roles_service.role_names_of(_ACCOUNTS.c.id),
+        roles_service.scope_names_of(_ACCOUNTS.c.id),
     )
     .select_from(_SESSIONS.join(_ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id))
     .where(
@@ -135,10 +118,6 @@ _LIVE_ACCOUNT = (
         _ACCOUNTS.c.authz_version == bindparam("authz_version"),
     )
 )
-
-
-def _names(joined: str | None) -> list[str]:
-    return sorted(set(joined.split(" "))) if joined else []
 
 
 async def live_account(
@@ -170,7 +149,9 @@ async def live_account(
     if not rows:
         return None
     row = rows[0]
-    return LiveAccount(row[0], row[1], row[2], row[3], row[4], _names(row[5]), _names(row[6]))
+    return LiveAccount(
+        row[0], row[1], row[2], row[3], row[4], split_names(row[5]), split_names(row[6])
+    )
 
 
 async def token_is_live(
@@ -192,6 +173,46 @@ async def token_is_live(
     return account is not None
 
 
+def _token_pair(
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    account_id: uuid.UUID,
+    authz_version: int,
+    session_id: uuid.UUID,
+    client_id: str,
+    scope: str,
+    refresh_token: str,
+) -> TokenResponse:
+    """The answer carrying `refresh_token` (stored by the caller) and a new access
+    token carrying `scope` and the client it was issued to (RFC 9068 §2.2)."""
+    now = int(utcnow().timestamp())
+    access_token = keyring.sign(
+        {
+            "iss": settings.issuer,
+            "aud": settings.audience,
+            "sub": str(account_id),
+            "sid": str(session_id),
+            "client_id": client_id,
+            "jti": secrets.token_urlsafe(16),
+            "iat": now,
+            "exp": now + settings.access_token_ttl_seconds,
+            "scope": scope,
+            "ver": authz_version,
+        }
+    )
+    return TokenResponse(
+        access_token=access_token,
+        expires_in=settings.access_token_ttl_seconds,
+        refresh_token=refresh_token,
+        scope=scope,
+    )
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 random bits; stored only as its SHA-256
+
+
 async def _issue(
     db: AsyncSession,
     *,
@@ -202,31 +223,22 @@ async def _issue(
     client_id: str,
     scope: str,
 ) -> TokenResponse:
-    """A new refresh token for the session (256 random bits, kept as a hash) and
-    an access token carrying `scope` and the client it was issued to (RFC 9068 §2.2)."""
-    refresh_token = secrets.token_urlsafe(32)
-    db.add(RefreshToken(token_hash=hash_refresh_token(refresh_token), session_id=session_id))
-    await db.flush()
-    now = int(utcnow().timestamp())
-    access_token = keyring.sign(
-        {
-            "iss": settings.issuer,
-            "aud": settings.audience,
-            "sub": str(account.id),
-            "sid": str(session_id),
-            "client_id": client_id,
-            "jti": secrets.token_urlsafe(16),
-            "iat": now,
-            "exp": now + settings.access_token_ttl_seconds,
-            "scope": scope,
-            "ver": account.authz_version,
-        }
+    """The session's first refresh token (kept as a hash) and its access token."""
+    refresh_token = new_refresh_token()
+    await db.execute(
+        insert(_REFRESH_TOKENS).values(
+            token_hash=hash_refresh_token(refresh_token), session_id=session_id, created_at=utcnow()
+        )
     )
-    return TokenResponse(
-        access_token=access_token,
-        expires_in=settings.access_token_ttl_seconds,
-        refresh_token=refresh_token,
+    return _token_pair(
+        settings=settings,
+        keyring=keyring,
+        account_id=account.id,
+        authz_version=account.authz_version,
+        session_id=session_id,
+        client_id=client_id,
         scope=scope,
+        refresh_token=refresh_token,
     )
 
 
@@ -302,6 +314,95 @@ async def start_session(
     return tokens
 
 
+# Built once: the refresh grant's lookup, one statement. The presented token (used
+# or not: a used one is reuse), its live session of the requesting client, the
+# active account's version and its effective scopes now.
+_REFRESH_LOOKUP = (
+    select(
+        _REFRESH_TOKENS.c.used_at,
+        _SESSIONS.c.id,
+        _SESSIONS.c.scope,
+        _ACCOUNTS.c.id,
+        _ACCOUNTS.c.authz_version,
+        roles_service.scope_names_of(_ACCOUNTS.c.id),
+    )
+    .select_from(
+        _REFRESH_TOKENS.join(_SESSIONS, _SESSIONS.c.id == _REFRESH_TOKENS.c.session_id).join(
+            _ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id
+        )
+    )
+    .where(
+        _REFRESH_TOKENS.c.token_hash == bindparam("token_hash"),
+        _SESSIONS.c.client_id == bindparam("client_id"),
+        _live(bindparam("now", type_=UTCDateTime()), bindparam("idle_cutoff", type_=UTCDateTime())),
+        _ACCOUNTS.c.is_active.is_(True),
+    )
+)
+
+# The claim: a conditional UPDATE (`used_at IS NULL`), so of racing presentations
+# of one token exactly one wins, on any number of instances.
+_CLAIM = (
+    update(_REFRESH_TOKENS)
+    .where(
+        _REFRESH_TOKENS.c.token_hash == bindparam("old_hash"),
+        _REFRESH_TOKENS.c.used_at.is_(None),
+    )
+    .values(used_at=bindparam("now", type_=UTCDateTime()))
+)
+_TOUCH = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"))
+    .values(last_used_at=bindparam("now", type_=UTCDateTime()))
+)
+_STORE = insert(_REFRESH_TOKENS).values(
+    token_hash=bindparam("new_hash"),
+    session_id=bindparam("sid"),
+    created_at=bindparam("now", type_=UTCDateTime()),
+)
+# On PostgreSQL the three are one statement (data-modifying WITH): the session is
+# touched and the new token stored only when the claim took the old one, all in
+# one round trip. It returns a row exactly when the claim won.
+_claimed = _CLAIM.returning(_REFRESH_TOKENS.c.session_id).cte("claimed")
+_touched = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id.in_(select(_claimed.c.session_id)))
+    .values(last_used_at=bindparam("now", type_=UTCDateTime()))
+    .returning(_SESSIONS.c.id)
+    .cte("touched")
+)
+_ROTATE_ONE_STATEMENT = (
+    insert(_REFRESH_TOKENS)
+    .from_select(
+        ["token_hash", "session_id", "created_at"],
+        select(
+            bindparam("new_hash", type_=_REFRESH_TOKENS.c.token_hash.type),
+            _touched.c.id,
+            bindparam("now", type_=UTCDateTime()),
+        ),
+    )
+    .returning(_REFRESH_TOKENS.c.session_id)
+)
+
+
+async def _rotate(
+    db: AsyncSession, *, old_hash: str, new_hash: str, session_id: uuid.UUID, now: datetime
+) -> bool:
+    """Claim the presented token and store its successor; False when the claim
+    lost (the token was spent meanwhile). Parameters are named unlike any column:
+    Core would read a parameter named after a column as one more value to SET."""
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        params = {"old_hash": old_hash, "new_hash": new_hash, "now": now}
+        return (await db.execute(_ROTATE_ONE_STATEMENT, params)).first() is not None
+    claimed = cast(
+        "CursorResult[Any]", await db.execute(_CLAIM, {"old_hash": old_hash, "now": now})
+    )
+    if claimed.rowcount != 1:
+        return False
+    await db.execute(_TOUCH, {"sid": session_id, "now": now})
+    await db.execute(_STORE, {"new_hash": new_hash, "sid": session_id, "now": now})
+    return True
+
+
 async def refresh(
     db: AsyncSession,
     *,
@@ -315,76 +416,65 @@ async def refresh(
 ) -> TokenResponse:
     """Rotate: claim the presented token, issue a new pair. Scopes are recomputed
     from the account's roles now, capped by the client's `scope_cap`, and narrowed
-    by `requested` (RFC 6749 §6).
+    by `requested` (RFC 6749 §6). Two statements: the lookup, then the rotation
+    (one on PostgreSQL, three on SQLite).
 
     A refresh token works only for the client it was issued to (RFC 6749 §10.4):
     another client presenting it gets `invalid_grant` and leaves it unused, so a
     thief's attempt through another client can neither use nor burn it."""
     now = utcnow()
     token_hash = hash_refresh_token(refresh_token)
-    row = (
-        await db.execute(
-            select(RefreshToken, AuthSession, Account)
-            .join(AuthSession, col(AuthSession.id) == col(RefreshToken.session_id))
-            .join(Account, col(Account.id) == col(AuthSession.account_id))
-            .where(
-                col(RefreshToken.token_hash) == token_hash,
-                col(AuthSession.client_id) == client_id,
-                _live_now(settings),
-                col(Account.is_active).is_(True),
-            )
-        )
-    ).first()
-    if row is None:
+    rows = await read_rows(
+        db,
+        _REFRESH_LOOKUP,
+        {
+            "token_hash": token_hash,
+            "client_id": client_id,
+            "now": now,
+            "idle_cutoff": now - timedelta(seconds=settings.session_idle_timeout_seconds),
+        },
+    )
+    if not rows:
         raise _invalid_grant()
-    token, auth_session, account = row
-    if token.used_at is None:
-        held, _ = await roles_service.effective_scopes(db, account.id)
+    used_at, session_id, session_scope, account_id, authz_version, scope_names = rows[0]
+    if used_at is None:
+        held = set(split_names(scope_names))
         if scope_cap is not None:
             held &= scope_cap
-        granted = held if auth_session.scope == ALL_HELD else set(parse_scope(auth_session.scope))
+        granted = held if session_scope == ALL_HELD else set(parse_scope(session_scope))
         if requested and not set(requested) <= granted:
             # Checked before the claim: a refused request leaves the token unused.
             raise InvalidScope("A refresh may only narrow the granted scope")
-        claimed = cast(
-            "CursorResult[Any]",
-            await db.execute(
-                update(RefreshToken)
-                .where(
-                    col(RefreshToken.token_hash) == token_hash, col(RefreshToken.used_at).is_(None)
-                )
-                .values(used_at=now)
-                .execution_options(synchronize_session=False)
-            ),
-        )
-        if claimed.rowcount == 1:
+        successor = new_refresh_token()
+        if await _rotate(
+            db,
+            old_hash=token_hash,
+            new_hash=hash_refresh_token(successor),
+            session_id=session_id,
+            now=now,
+        ):
             scopes = (set(requested) if requested else granted) & held
-            await db.execute(
-                update(AuthSession)
-                .where(col(AuthSession.id) == auth_session.id)
-                .values(last_used_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            return await _issue(
-                db,
+            return _token_pair(
                 settings=settings,
                 keyring=keyring,
-                account=account,
-                session_id=auth_session.id,
+                account_id=account_id,
+                authz_version=authz_version,
+                session_id=session_id,
                 client_id=client_id,
                 scope=format_scope(scopes),
+                refresh_token=successor,
             )
     # Reuse: the token was already spent (perhaps by a racing request a moment ago).
     # Kept although the request then fails: the theft is what must be remembered.
     async with released_after(db):
-        await end_session(db, auth_session.id, reason="refresh_reuse")
+        await end_session(db, session_id, reason="refresh_reuse")
         await audit.record(
             db,
             action="auth.refresh_reuse",
             actor=None,
-            target=str(account.id),
+            target=str(account_id),
             ip=ip,
-            detail={"session_id": str(auth_session.id)},
+            detail={"session_id": str(session_id)},
         )
     raise _invalid_grant()
 
