@@ -32,7 +32,7 @@ import httpx
 from jose import jwt
 
 from scripts.bench.protected import parse_wrk, spawn, wrk_version
-from scripts.bench.report import Section, Target, at_least, ms, pct, rate, ratio
+from scripts.bench.report import Section, Target, at_least, ms, pct, rate, ratio, us
 from scripts.bench.server import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -98,6 +98,7 @@ class Row:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    cpu_per_request: list[float] = field(default_factory=list)  # server CPU seconds
     server: Server | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -242,7 +243,10 @@ async def _run_wrk(wrk: str, row: Row, seconds: int, workdir: Path) -> None:
     row.p50.append(result.latency_ms.get("50%", 0.0))
     row.p99.append(result.latency_ms.get("99%", 0.0))
     if row.server is not None:
-        row.cpu.append(row.server.sampler.cpu_share(*window) or 0.0)
+        cpu = row.server.sampler.cpu_share(*window) or 0.0
+        row.cpu.append(cpu)
+        if row.rps[-1]:
+            row.cpu_per_request.append(cpu / row.rps[-1])
 
 
 async def _preflight(row: Row) -> None:
@@ -389,8 +393,10 @@ def _targets(rows: dict[str, Row]) -> list[Target]:
 
 def _table(section: Section, backend: str, rows: dict[str, Row]) -> None:
     ceiling = rows["ceiling"].median(rows["ceiling"].rps)
+    ceiling_cpu = rows["ceiling"].median(rows["ceiling"].cpu_per_request)
     for row in rows.values():
         value = row.median(row.rps)
+        cpu = row.median(row.cpu_per_request)
         section.add(
             backend,
             row.label,
@@ -399,6 +405,8 @@ def _table(section: Section, backend: str, rows: dict[str, Row]) -> None:
             ms(row.median(row.p50)),
             ms(row.median(row.p99)),
             pct(row.median(row.cpu)),
+            us(cpu) if cpu else "-",
+            pct(ceiling_cpu / cpu) if cpu and ceiling_cpu else "-",
         )
         section.problems.extend(f"{backend}, {row.label}: {p}" for p in row.problems)
 
@@ -407,7 +415,17 @@ async def run(config: BenchConfig) -> Section:
     section = Section(
         "hotpaths",
         "0. Hot paths vs the bare-FastAPI ceiling and fastapi-users (issue 15)",
-        ["database", "endpoint", "req/s", "of ceiling", "p50", "p99", "server CPU"],
+        [
+            "database",
+            "endpoint",
+            "req/s",
+            "of ceiling",
+            "p50",
+            "p99",
+            "server CPU",
+            "CPU/request",
+            "ceiling's CPU/req / this",
+        ],
     )
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -434,6 +452,9 @@ async def run(config: BenchConfig) -> Section:
         f"{REFRESH_CHAINS} threads of one connection, one rotation chain each (fresh logins "
         f"per run). Each run {seconds} s after a 1 s warm-up; rows interleaved, median of "
         f"{rounds} round{'s' if rounds > 1 else ''}.",
+        "CPU/request: the serving process's CPU time per answered request (database "
+        "servers excluded); on a machine shared with other work it moves less than req/s, "
+        "and its ratio to the ceiling's is the load-independent reading of the targets.",
         "Targets are for PostgreSQL; SQLite (one pooled connection, the embedded default) "
         "is reported alongside without them.",
     ]
