@@ -112,15 +112,18 @@ async def read_rows(
     db: AsyncSession, statement: Executable, params: dict[str, Any]
 ) -> list[Sequence[Any]]:
     """The rows of one read-only Core statement, as tuples (no ORM unit of work,
-    no objects). Run inside the request's transaction when one is open (its
-    connection is already held; SQLite's pool has only that one), else on a pooled
-    connection in autocommit: a request that only reads, such as most protected
-    GETs, then pays no BEGIN and COMMIT round trips around its one statement. A
-    single statement sees one snapshot either way (PostgreSQL and SQLite)."""
-    if db.in_transaction() or db.bind is None:
-        return list((await db.execute(statement, params)).all())
+    no objects). On PostgreSQL, when the request has no transaction open yet, on
+    a pooled connection in autocommit: a request that only reads, such as most
+    protected GETs, then pays no BEGIN and COMMIT round trips around its one
+    statement (a single statement sees one snapshot either way). Otherwise in the
+    request's transaction: its connection is already held, and SQLite's pool has
+    only that one (where BEGIN costs no round trip)."""
     engine = db.bind
-    if not isinstance(engine, AsyncEngine):  # pragma: no cover - sessions here bind engines
+    if (
+        db.in_transaction()
+        or not isinstance(engine, AsyncEngine)
+        or engine.dialect.name != "postgresql"
+    ):
         return list((await db.execute(statement, params)).all())
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
