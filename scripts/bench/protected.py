@@ -4,8 +4,10 @@ Served by `scripts.bench.app` (the real app plus token-only twins of
 `GET /accounts/me`), so the full check and its baselines share one process,
 one database and one run:
 
-- `/accounts/me`: token verified, session and account looked up (liveness), handler.
-- `/bench/me-token-only`: the same handler, token verified, no liveness lookup.
+- `/accounts/me`: token verified, then one statement: session live, account
+  active and unchanged, and the account with its roles (what the handler shows).
+- `/bench/me-token-only`: the same answer, token verified, no liveness lookup;
+  account and roles read as for a personal access token (two queries).
 - `/bench/token-only`: token verified, nothing else.
 - `/healthz`: no token, no database.
 
@@ -42,8 +44,8 @@ from scripts.seed_accounts import DEFAULT_PASSWORD, bench_username
 
 CONCURRENCY = 16
 ENDPOINTS = (
-    ("full", "/accounts/me", "verify + liveness lookup + handler (3 queries)"),
-    ("me-token-only", "/bench/me-token-only", "verify + same handler, no liveness"),
+    ("full", "/accounts/me", "verify + liveness reading account and roles (1 query)"),
+    ("me-token-only", "/bench/me-token-only", "verify, no liveness; account + roles (2 queries)"),
     ("token-only", "/bench/token-only", "verify only, no database"),
     ("healthz", "/healthz", "bare: no token, no database"),
 )
