@@ -25,23 +25,32 @@ class State:
     login_slots: asyncio.Semaphore
 
 
-def get_state(conn: HTTPConnection) -> State:
+def state_of(conn: HTTPConnection) -> State:
     state = conn.app.state.gatehouse
     if not isinstance(state, State):  # only when a request arrives outside the lifespan
         raise RuntimeError("the application's lifespan has not run")
     return state
 
 
-def _settings(conn: HTTPConnection) -> Settings:
-    return get_state(conn).settings
+# The dependencies are `async def` although they never wait: FastAPI runs a plain
+# `def` dependency in the thread pool, a thread hand-off on every request that
+# cost more than the whole liveness query (issue 15's profile: most busy samples).
 
 
-def _hasher(conn: HTTPConnection) -> PasswordHasher:
-    return get_state(conn).hasher
+async def get_state(conn: HTTPConnection) -> State:
+    return state_of(conn)
 
 
-def _keyring(conn: HTTPConnection) -> KeyRing:
-    return get_state(conn).keyring
+async def _settings(conn: HTTPConnection) -> Settings:
+    return state_of(conn).settings
+
+
+async def _hasher(conn: HTTPConnection) -> PasswordHasher:
+    return state_of(conn).hasher
+
+
+async def _keyring(conn: HTTPConnection) -> KeyRing:
+    return state_of(conn).keyring
 
 
 StateDep = Annotated[State, Depends(get_state)]

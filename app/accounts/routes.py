@@ -12,7 +12,7 @@ from app.accounts.schemas import (
     PasswordChange,
     SignupRequest,
 )
-from app.authz.dependencies import AUTH_ERRORS, AccountsRead, AccountsWrite, MeRead, MeWrite
+from app.authz.dependencies import AUTH_ERRORS, AccountsRead, AccountsWrite, MeAccount, MeWrite
 from app.core.db import DbSession
 from app.core.errors import answers
 from app.core.network import OriginDep
@@ -59,9 +59,11 @@ async def signup(
 
 
 @router.get("/me")
-async def read_own_account(principal: MeRead, db: DbSession) -> AccountPublic:
+async def read_own_account(me: MeAccount, db: DbSession) -> AccountPublic:
     """The caller's own account."""
-    return await public(db, await accounts_service.get_account(db, principal.account_id))
+    if me.account is not None:  # a session's token: its liveness check read it all
+        return accounts_service.live_public(me.account)
+    return await public(db, await accounts_service.get_account(db, me.principal.account_id))
 
 
 @router.post(

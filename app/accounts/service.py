@@ -35,6 +35,7 @@ from app.crypto.passwords import HasherClaim, PasswordHasher, policy_violation
 from app.roles import service as roles_service
 from app.roles.models import AccountRole
 from app.sessions import service as sessions_service
+from app.sessions.service import LiveAccount
 from app.throttle import service as throttle
 
 
@@ -321,6 +322,19 @@ async def record_login_failure(db: AsyncSession, check: LoginCheck, *, ip: str |
             ip=ip,
             detail={"username": check.username_key},
         )
+
+
+def live_public(account: LiveAccount) -> AccountPublic:
+    """The public shape of the account a session token's liveness check read."""
+    return AccountPublic(
+        id=account.id,
+        username=account.username,
+        email=account.email,
+        is_active=account.is_active,
+        roles=account.roles,
+        scopes=account.scopes,
+        created_at=account.created_at,
+    )
 
 
 async def to_public(db: AsyncSession, accounts: Sequence[Account]) -> list[AccountPublic]:

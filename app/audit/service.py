@@ -4,13 +4,14 @@ the service that makes the change."""
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditPublic
 from app.authz.catalogue import Actor, Principal
+from app.core.models import utcnow
 from app.core.pagination import decode_cursor, keyset_page
 from app.core.schemas import Page, public
 from app.observability import events
@@ -19,6 +20,9 @@ from app.observability import events
 _SECRET_KEYS = frozenset(
     {"password", "new_password", "current_password", "token", "refresh_token", "access_token"}
 )
+
+
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
 
 
 async def record(
@@ -31,8 +35,15 @@ async def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     clean = {k: v for k, v in (detail or {}).items() if k not in _SECRET_KEYS}
-    db.add(AuditEvent(action=action, actor_id=actor, target=target, ip=ip, detail=clean))
-    await db.flush()
+    if db.new or db.dirty or db.deleted:
+        await db.flush()  # what the caller added goes in first, as before
+    # A Core INSERT: no object for the unit of work to track (client credentials
+    # writes one per token).
+    await db.execute(
+        insert(_EVENTS).values(
+            time=utcnow(), actor_id=actor, action=action, target=target, ip=ip, detail=clean
+        )
+    )
     by = clean.get("by")
     events.note(db, action, actor=actor, ip=ip, by=by if isinstance(by, str) else None)
 

@@ -4,9 +4,9 @@ whose `sub` is its `client_id`, no `sid`), or a personal access token (opaque,
 `gatehouse_pat_...`). Used by the `Security` gate and by introspection, so both
 judge a token alike.
 
-Each kind costs one query: a session token the session-and-account check it has
-always had, a client token one on the client, a personal access token one on
-the token and its account."""
+Each kind costs one query: a session token the session-and-account check (which
+also reads the account's roles and scopes), a client token one on the client, a
+personal access token one on the token and its account."""
 
 import uuid
 from dataclasses import dataclass
@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Account
 from app.authz.catalogue import GATEHOUSE_CLIENT, Principal, parse_scope
 from app.clients import service as clients_service
 from app.core.db import release_connection
@@ -33,8 +32,11 @@ class Verified:
     principal: Principal
     claims: dict[str, Any] | None = None
     personal_token: PersonalAccessToken | None = None
-    # The token's account as the liveness check loaded it (None for a client's).
-    account: Account | None = None
+    # The username of the token's account (None for a client's), for introspection.
+    username: str | None = None
+    # A session token's account with its roles and scopes, as the liveness check
+    # read them in its one statement (None for other kinds).
+    account: sessions_service.LiveAccount | None = None
 
 
 def _version(claims: dict[str, Any]) -> int:
@@ -57,7 +59,7 @@ async def verify(db: AsyncSession, state: State, token: str) -> Verified | None:
         found = await personal_tokens.authenticate(db, token=token)
         if found is None:
             return None
-        return Verified(found[0], personal_token=found[1], account=found[2])
+        return Verified(found[0], personal_token=found[1], username=found[2].username)
     if db.in_transaction() and state.keyring.may_reload_for(token):
         await release_connection(db)  # reads only so far (client authentication)
     try:
@@ -97,7 +99,9 @@ async def verify(db: AsyncSession, state: State, token: str) -> Verified | None:
         )
         if live_account is None:
             return None
-        return Verified(principal, claims=claims, account=live_account)
+        return Verified(
+            principal, claims=claims, username=live_account.username, account=live_account
+        )
     live = await clients_service.client_token_is_live(
         db, client_id=client_id, authz_version=version, scopes=scopes
     )

@@ -1,8 +1,9 @@
 """The `Security` dependencies every protected route declares its scopes with."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import (
     OAuthFlowAuthorizationCode,
@@ -16,6 +17,7 @@ from app.authz.catalogue import BUILTIN_SCOPES, AccountPrincipal, Actor, Princip
 from app.core.db import DbSession
 from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated, answers
 from app.core.network import OriginDep
+from app.sessions.service import LiveAccount
 from app.state import StateDep
 
 
@@ -50,8 +52,14 @@ oauth2_scheme = PasswordOrCodeBearer(
 )
 
 
+# Where `require_scopes` leaves the verified token for a later dependency of the
+# same request (`require_own_account`), so the liveness statement is not repeated.
+_VERIFIED = "gatehouse_verified_token"
+
+
 async def require_scopes(
     security_scopes: SecurityScopes,
+    request: Request,
     state: StateDep,
     db: DbSession,
     token: str | None = Depends(oauth2_scheme),
@@ -71,6 +79,7 @@ async def require_scopes(
     principal = verified.principal
     if not set(security_scopes.scopes) <= principal.scopes:
         raise InsufficientScope(scope=needed)
+    setattr(request.state, _VERIFIED, verified)
     return principal
 
 
@@ -105,8 +114,26 @@ async def acting(
     return Actor(principal, origin.ip)
 
 
+@dataclass(frozen=True, slots=True)
+class OwnAccount:
+    """The caller, and its account as the token's liveness check read it (roles
+    and scopes included) when the token is a session's; None for a personal
+    access token, whose check reads the account without its roles."""
+
+    principal: AccountPrincipal
+    account: LiveAccount | None
+
+
+async def require_own_account(
+    request: Request, principal: Annotated[AccountPrincipal, Security(require_account)]
+) -> OwnAccount:
+    verified: bearer.Verified = getattr(request.state, _VERIFIED)
+    return OwnAccount(principal, verified.account)
+
+
 AnyToken = Annotated[AccountPrincipal, Security(require_account, scopes=[])]
 MeRead = Annotated[AccountPrincipal, Security(require_account, scopes=["me:read"])]
+MeAccount = Annotated[OwnAccount, Security(require_own_account, scopes=["me:read"])]
 MeWrite = Annotated[Actor[AccountPrincipal], Security(acting_account, scopes=["me:write"])]
 AccountsRead = Annotated[Principal, Security(require_scopes, scopes=["accounts:read"])]
 AccountsWrite = Annotated[

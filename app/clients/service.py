@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -27,7 +27,7 @@ from app.authz.catalogue import ACCOUNT_SCOPES, Actor, Principal, format_scope
 from app.clients.models import ClientRole, OAuthClient
 from app.clients.schemas import ClientCreate, ClientCreated, ClientPublic, ClientUpdate
 from app.core.config import Settings
-from app.core.db import grouped
+from app.core.db import grouped, read_rows
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.models import utcnow
 from app.core.pagination import decode_cursor, keyset_page
@@ -349,19 +349,33 @@ async def rotate_secret(
 # --- authentication and the client's own tokens --------------------------------
 
 
+_CLIENTS: Table = OAuthClient.__table__  # type: ignore[attr-defined]  # SQLModel: untyped
+_CLIENT_ROLES: Table = ClientRole.__table__  # type: ignore[attr-defined]
+_ROLE_SCOPES: Table = RoleScope.__table__  # type: ignore[attr-defined]
+# Built once: every token, revocation and introspection request authenticates its
+# client with this one statement (a row per scope its roles carry).
+_CLIENT_WITH_SCOPES = (
+    select(_CLIENTS, _ROLE_SCOPES.c.scope_name)
+    .select_from(
+        _CLIENTS.outerjoin(
+            _CLIENT_ROLES, _CLIENT_ROLES.c.client_id == _CLIENTS.c.client_id
+        ).outerjoin(_ROLE_SCOPES, _ROLE_SCOPES.c.role_name == _CLIENT_ROLES.c.role_name)
+    )
+    .where(_CLIENTS.c.client_id == bindparam("client_id"))
+)
+_CLIENT_COLUMNS = [column.name for column in _CLIENTS.columns]
+
+
 async def load_with_scopes(db: AsyncSession, client_id: str) -> tuple[OAuthClient, set[str]] | None:
-    """The client and the scopes its roles carry, in one query."""
-    rows = (
-        await db.execute(
-            select(OAuthClient, col(RoleScope.scope_name))
-            .outerjoin(ClientRole, col(ClientRole.client_id) == col(OAuthClient.client_id))
-            .outerjoin(RoleScope, col(RoleScope.role_name) == col(ClientRole.role_name))
-            .where(col(OAuthClient.client_id) == client_id)
-        )
-    ).all()
+    """The client and the scopes its roles carry, in one Core statement (outside
+    any transaction when the request has none open yet). The client comes back as
+    a detached value, not a row the session tracks: nothing changes it."""
+    rows = await read_rows(db, _CLIENT_WITH_SCOPES, {"client_id": client_id})
     if not rows:
         return None
-    return rows[0][0], {scope for _, scope in rows if scope is not None}
+    first = rows[0]
+    client = OAuthClient(**dict(zip(_CLIENT_COLUMNS, first, strict=False)))
+    return client, {row[-1] for row in rows if row[-1] is not None}
 
 
 def _secret_matches(client: OAuthClient, secret: str, now: datetime) -> bool:

@@ -3,7 +3,7 @@ for flows that must give their connection back before slow work."""
 
 import socket
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -110,12 +110,14 @@ async def inserted(db: AsyncSession, row: SQLModel) -> bool:
     return True
 
 
-async def affected(db: AsyncSession, statement: Executable) -> int:
+async def affected(
+    db: AsyncSession, statement: Executable, params: dict[str, Any] | None = None
+) -> int:
     """How many rows an UPDATE, DELETE or INSERT ... SELECT changed. The
     conditional writes that carry an atomic rule ("only while still unused",
     "only over the hash that was verified") are answered by this count: the
     database decides which of two racing requests wins."""
-    result = cast("CursorResult[Any]", await db.execute(statement))
+    result = cast("CursorResult[Any]", await db.execute(statement, params))
     return int(result.rowcount or 0)
 
 
@@ -133,6 +135,28 @@ async def grouped(
     for k, v in await db.execute(select(key, value).where(key.in_(keys)).order_by(value)):
         found[k].append(v)
     return found
+
+
+async def read_rows(
+    db: AsyncSession, statement: Executable, params: dict[str, Any]
+) -> list[Sequence[Any]]:
+    """The rows of one read-only Core statement, as tuples (no ORM unit of work,
+    no objects). On PostgreSQL, when the request has no transaction open yet, on
+    a pooled connection in autocommit: a request that only reads, such as most
+    protected GETs, then pays no BEGIN and COMMIT round trips around its one
+    statement (a single statement sees one snapshot either way). Otherwise in the
+    request's transaction: its connection is already held, and SQLite's pool has
+    only that one (where BEGIN costs no round trip)."""
+    engine = db.bind
+    if (
+        db.in_transaction()
+        or not isinstance(engine, AsyncEngine)
+        or engine.dialect.name != "postgresql"
+    ):
+        return list((await db.execute(statement, params)).all())
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return list((await connection.execute(statement, params)).all())
 
 
 async def release_connection(db: AsyncSession) -> None:

@@ -64,7 +64,8 @@ class RequestOrigin:
     user_agent: str | None
 
 
-def request_origin(conn: HTTPConnection) -> RequestOrigin:
+async def request_origin(conn: HTTPConnection) -> RequestOrigin:
+    # async: a plain `def` dependency would run in the thread pool (see app.state).
     return RequestOrigin(ip=client_ip(conn), user_agent=conn.headers.get("user-agent"))
 
 

@@ -40,7 +40,7 @@ class PageRequest:
     cursor: str | None
 
 
-def _page_request(
+async def _page_request(  # async: no thread-pool hand-off (see app.state)
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PageRequest:

@@ -59,8 +59,8 @@ async def _bearer_answer(db: AsyncSession, state: State, token: str) -> dict[str
             "sub": str(row.account_id),
             "jti": str(row.id),
         }
-    if verified.account is not None:
-        answer["username"] = verified.account.username
+    if verified.username is not None:
+        answer["username"] = verified.username
     return answer
 
 

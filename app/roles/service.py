@@ -16,7 +16,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Table,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -38,6 +46,37 @@ from app.roles.schemas import RoleCreate, RolePublic, RoleUpdate, ScopeCreate, S
 async def scopes_of(db: AsyncSession, names: Sequence[str]) -> defaultdict[str, list[str]]:
     """Each named role's scopes, sorted."""
     return await grouped(db, col(RoleScope.role_name), col(RoleScope.scope_name), names)
+
+
+_ACCOUNT_ROLES: Table = AccountRole.__table__  # type: ignore[attr-defined]  # SQLModel: untyped
+_ROLE_SCOPES: Table = RoleScope.__table__  # type: ignore[attr-defined]
+
+
+def role_names_of(account_id: ColumnElement[uuid.UUID]) -> ScalarSelect[str]:
+    """The account's roles, space-separated (string_agg on PostgreSQL, group_concat
+    on SQLite; NULL for none), as a subquery correlated to `account_id`: for a hot
+    statement that reads the account row and must not spend a round trip on them."""
+    return (
+        select(func.aggregate_strings(_ACCOUNT_ROLES.c.role_name, " "))
+        .where(_ACCOUNT_ROLES.c.account_id == account_id)
+        .scalar_subquery()
+    )
+
+
+def scope_names_of(account_id: ColumnElement[uuid.UUID]) -> ScalarSelect[str]:
+    """The account's effective scopes (the union of its roles'), space-separated
+    and possibly repeated, as `role_names_of`: the join `roles_and_scopes` makes."""
+    return (
+        select(func.aggregate_strings(_ROLE_SCOPES.c.scope_name, " "))
+        .join(_ACCOUNT_ROLES, _ACCOUNT_ROLES.c.role_name == _ROLE_SCOPES.c.role_name)
+        .where(_ACCOUNT_ROLES.c.account_id == account_id)
+        .scalar_subquery()
+    )
+
+
+def split_names(joined: str | None) -> list[str]:
+    """What `role_names_of` or `scope_names_of` read, sorted, once each."""
+    return sorted(set(joined.split(" "))) if joined else []
 
 
 async def roles_and_scopes(

@@ -9,12 +9,12 @@ is treated as theft and ends the whole session (RFC 9700 §4.14.2).
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
     Table,
     and_,
     bindparam,
@@ -38,13 +38,14 @@ from app.authz.catalogue import (
     parse_scope,
 )
 from app.core.config import Settings
-from app.core.db import affected, released_after
+from app.core.db import affected, read_rows, released_after
 from app.core.errors import Forbidden, NotFound
 from app.core.models import UTCDateTime, utcnow, uuid7
 from app.core.schemas import public
 from app.crypto.jwt import TokenError
 from app.oauth.errors import InvalidGrant, InvalidScope
 from app.roles import service as roles_service
+from app.roles.service import split_names
 from app.sessions.models import AuthSession, RefreshToken
 from app.sessions.schemas import SessionPublic, TokenResponse
 from app.signing_keys.service import KeyRing
@@ -64,14 +65,19 @@ def _invalid_grant() -> InvalidGrant:
     return InvalidGrant("The refresh token is invalid, expired or revoked")
 
 
+_ACCOUNTS: Table = Account.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
+_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]
+_REFRESH_TOKENS: Table = RefreshToken.__table__  # type: ignore[attr-defined]
+
+
 def _live(now: Any, idle_cutoff: Any) -> ColumnElement[bool]:
     """A session is live until it is ended, reaches its absolute lifetime, or goes
     unused past the idle timeout. `now` and `idle_cutoff` are datetimes or bind
     parameters (for statements built once)."""
     return and_(
-        col(AuthSession.ended_at).is_(None),
-        col(AuthSession.expires_at) > now,
-        col(AuthSession.last_used_at) > idle_cutoff,
+        _SESSIONS.c.ended_at.is_(None),
+        _SESSIONS.c.expires_at > now,
+        _SESSIONS.c.last_used_at > idle_cutoff,
     )
 
 
@@ -80,16 +86,41 @@ def _live_now(settings: Settings) -> ColumnElement[bool]:
     return _live(now, now - timedelta(seconds=settings.session_idle_timeout_seconds))
 
 
-# Built once: this runs on every protected request.
+@dataclass(frozen=True, slots=True)
+class LiveAccount:
+    """The account a live session token speaks for, as the liveness check read it:
+    its public columns, roles and effective scopes, all from that one statement,
+    so that `GET /accounts/me` needs no second query."""
+
+    id: uuid.UUID
+    username: str
+    email: str | None
+    is_active: bool
+    created_at: datetime
+    roles: list[str]
+    scopes: list[str]
+
+
+# Built once: this runs on every protected request. One Core statement, one round
+# trip: the session is live, the account active and its authorisation unchanged
+# since the token was issued; and what `GET /accounts/me` shows of the account.
 _LIVE_ACCOUNT = (
-    select(Account)
-    .join(AuthSession, col(Account.id) == col(AuthSession.account_id))
+    select(
+        _ACCOUNTS.c.id,
+        _ACCOUNTS.c.username,
+        _ACCOUNTS.c.email,
+        _ACCOUNTS.c.is_active,
+        _ACCOUNTS.c.created_at,
+        roles_service.role_names_of(_ACCOUNTS.c.id),
+        roles_service.scope_names_of(_ACCOUNTS.c.id),
+    )
+    .select_from(_SESSIONS.join(_ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id))
     .where(
-        col(AuthSession.id) == bindparam("session_id"),
-        col(AuthSession.account_id) == bindparam("account_id"),
+        _SESSIONS.c.id == bindparam("session_id"),
+        _SESSIONS.c.account_id == bindparam("account_id"),
         _live(bindparam("now", type_=UTCDateTime()), bindparam("idle_cutoff", type_=UTCDateTime())),
-        col(Account.is_active).is_(True),
-        col(Account.authz_version) == bindparam("authz_version"),
+        _ACCOUNTS.c.is_active.is_(True),
+        _ACCOUNTS.c.authz_version == bindparam("authz_version"),
     )
 )
 
@@ -101,15 +132,16 @@ async def live_account(
     session_id: uuid.UUID,
     authz_version: int,
     idle_timeout: int,
-) -> Account | None:
+) -> LiveAccount | None:
     """The per-request revocation check: one primary-key lookup joining the
     session to its account. A token stays good only while its session is live,
     the account active, and the account's authorisation unchanged since issue.
-    Returns the account (None when the token is not live): a caller that keeps it
-    lets the request's session answer a later read of it without a query (the
-    identity map holds objects only while someone refers to them)."""
+    Nothing is cached: a logout, a disabling or a role change committed on any
+    instance refuses the very next request. Returns the account with its roles
+    and scopes (None when the token is not live)."""
     now = utcnow()
-    found = await db.scalars(
+    rows = await read_rows(
+        db,
         _LIVE_ACCOUNT,
         {
             "session_id": session_id,
@@ -119,7 +151,12 @@ async def live_account(
             "authz_version": authz_version,
         },
     )
-    return found.first()
+    if not rows:
+        return None
+    row = rows[0]
+    return LiveAccount(
+        row[0], row[1], row[2], row[3], row[4], split_names(row[5]), split_names(row[6])
+    )
 
 
 async def token_is_live(
@@ -141,34 +178,32 @@ async def token_is_live(
     return account is not None
 
 
-async def _issue(
-    db: AsyncSession,
+def _token_pair(
     *,
     settings: Settings,
     keyring: KeyRing,
-    account: Account,
+    account_id: uuid.UUID,
+    authz_version: int,
     session_id: uuid.UUID,
     client_id: str,
     scope: str,
+    refresh_token: str,
 ) -> TokenResponse:
-    """A new refresh token for the session (256 random bits, kept as a hash) and
-    an access token carrying `scope` and the client it was issued to (RFC 9068 §2.2)."""
-    refresh_token = secrets.token_urlsafe(32)
-    db.add(RefreshToken(token_hash=hash_refresh_token(refresh_token), session_id=session_id))
-    await db.flush()
+    """The answer carrying `refresh_token` (stored by the caller) and a new access
+    token carrying `scope` and the client it was issued to (RFC 9068 §2.2)."""
     now = int(utcnow().timestamp())
     access_token = keyring.sign(
         {
             "iss": settings.issuer,
             "aud": settings.audience,
-            "sub": str(account.id),
+            "sub": str(account_id),
             "sid": str(session_id),
             "client_id": client_id,
             "jti": secrets.token_urlsafe(16),
             "iat": now,
             "exp": now + settings.access_token_ttl_seconds,
             "scope": scope,
-            "ver": account.authz_version,
+            "ver": authz_version,
         }
     )
     return TokenResponse(
@@ -179,7 +214,37 @@ async def _issue(
     )
 
 
-_SESSIONS: Table = AuthSession.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 random bits; stored only as its SHA-256
+
+
+async def _issue(
+    db: AsyncSession,
+    *,
+    settings: Settings,
+    keyring: KeyRing,
+    account: Account,
+    session_id: uuid.UUID,
+    client_id: str,
+    scope: str,
+) -> TokenResponse:
+    """The session's first refresh token (kept as a hash) and its access token."""
+    refresh_token = new_refresh_token()
+    await db.execute(
+        insert(_REFRESH_TOKENS).values(
+            token_hash=hash_refresh_token(refresh_token), session_id=session_id, created_at=utcnow()
+        )
+    )
+    return _token_pair(
+        settings=settings,
+        keyring=keyring,
+        account_id=account.id,
+        authz_version=account.authz_version,
+        session_id=session_id,
+        client_id=client_id,
+        scope=scope,
+        refresh_token=refresh_token,
+    )
 
 
 async def insert_while_account_unchanged(
@@ -206,11 +271,7 @@ async def insert_while_account_unchanged(
         .where(*unchanged)
         .with_for_update(read=True)
     )
-    inserted = cast(
-        "CursorResult[Any]",
-        await db.execute(insert(table).from_select(list(values), source)),
-    )
-    return inserted.rowcount == 1
+    return await affected(db, insert(table).from_select(list(values), source)) == 1
 
 
 async def start_session(
@@ -275,6 +336,92 @@ async def start_session(
     return tokens
 
 
+# Built once: the refresh grant's lookup, one statement. The presented token (used
+# or not: a used one is reuse), its live session of the requesting client, the
+# active account's version and its effective scopes now.
+_REFRESH_LOOKUP = (
+    select(
+        _REFRESH_TOKENS.c.used_at,
+        _SESSIONS.c.id,
+        _SESSIONS.c.scope,
+        _ACCOUNTS.c.id,
+        _ACCOUNTS.c.authz_version,
+        roles_service.scope_names_of(_ACCOUNTS.c.id),
+    )
+    .select_from(
+        _REFRESH_TOKENS.join(_SESSIONS, _SESSIONS.c.id == _REFRESH_TOKENS.c.session_id).join(
+            _ACCOUNTS, _ACCOUNTS.c.id == _SESSIONS.c.account_id
+        )
+    )
+    .where(
+        _REFRESH_TOKENS.c.token_hash == bindparam("token_hash"),
+        _SESSIONS.c.client_id == bindparam("client_id"),
+        _live(bindparam("now", type_=UTCDateTime()), bindparam("idle_cutoff", type_=UTCDateTime())),
+        _ACCOUNTS.c.is_active.is_(True),
+    )
+)
+
+# The claim: a conditional UPDATE (`used_at IS NULL`), so of racing presentations
+# of one token exactly one wins, on any number of instances.
+_CLAIM = (
+    update(_REFRESH_TOKENS)
+    .where(
+        _REFRESH_TOKENS.c.token_hash == bindparam("old_hash"),
+        _REFRESH_TOKENS.c.used_at.is_(None),
+    )
+    .values(used_at=bindparam("now", type_=UTCDateTime()))
+)
+_TOUCH = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"))
+    .values(last_used_at=bindparam("now", type_=UTCDateTime()))
+)
+_STORE = insert(_REFRESH_TOKENS).values(
+    token_hash=bindparam("new_hash"),
+    session_id=bindparam("sid"),
+    created_at=bindparam("now", type_=UTCDateTime()),
+)
+# On PostgreSQL the three are one statement (data-modifying WITH): the session is
+# touched and the new token stored only when the claim took the old one, all in
+# one round trip. It returns a row exactly when the claim won.
+_claimed = _CLAIM.returning(_REFRESH_TOKENS.c.session_id).cte("claimed")
+_touched = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id.in_(select(_claimed.c.session_id)))
+    .values(last_used_at=bindparam("now", type_=UTCDateTime()))
+    .returning(_SESSIONS.c.id)
+    .cte("touched")
+)
+_ROTATE_ONE_STATEMENT = (
+    insert(_REFRESH_TOKENS)
+    .from_select(
+        ["token_hash", "session_id", "created_at"],
+        select(
+            bindparam("new_hash", type_=_REFRESH_TOKENS.c.token_hash.type),
+            _touched.c.id,
+            bindparam("now", type_=UTCDateTime()),
+        ),
+    )
+    .returning(_REFRESH_TOKENS.c.session_id)
+)
+
+
+async def _rotate(
+    db: AsyncSession, *, old_hash: str, new_hash: str, session_id: uuid.UUID, now: datetime
+) -> bool:
+    """Claim the presented token and store its successor; False when the claim
+    lost (the token was spent meanwhile). Parameters are named unlike any column:
+    Core would read a parameter named after a column as one more value to SET."""
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        params = {"old_hash": old_hash, "new_hash": new_hash, "now": now}
+        return (await db.execute(_ROTATE_ONE_STATEMENT, params)).first() is not None
+    if await affected(db, _CLAIM, {"old_hash": old_hash, "now": now}) != 1:
+        return False
+    await db.execute(_TOUCH, {"sid": session_id, "now": now})
+    await db.execute(_STORE, {"new_hash": new_hash, "sid": session_id, "now": now})
+    return True
+
+
 async def refresh(
     db: AsyncSession,
     *,
@@ -288,79 +435,68 @@ async def refresh(
 ) -> TokenResponse:
     """Rotate: claim the presented token, issue a new pair. Scopes are recomputed
     from the account's roles now, capped by the client's `scope_cap`, and narrowed
-    by `requested` (RFC 6749 §6).
+    by `requested` (RFC 6749 §6). Two statements: the lookup, then the rotation
+    (one on PostgreSQL, three on SQLite).
 
     A refresh token works only for the client it was issued to (RFC 6749 §10.4):
     another client presenting it gets `invalid_grant` and leaves it unused, so a
     thief's attempt through another client can neither use nor burn it."""
     now = utcnow()
     token_hash = hash_refresh_token(refresh_token)
-    row = (
-        await db.execute(
-            select(RefreshToken, AuthSession, Account)
-            .join(AuthSession, col(AuthSession.id) == col(RefreshToken.session_id))
-            .join(Account, col(Account.id) == col(AuthSession.account_id))
-            .where(
-                col(RefreshToken.token_hash) == token_hash,
-                col(AuthSession.client_id) == client_id,
-                _live_now(settings),
-                col(Account.is_active).is_(True),
-            )
-        )
-    ).first()
-    if row is None:
+    rows = await read_rows(
+        db,
+        _REFRESH_LOOKUP,
+        {
+            "token_hash": token_hash,
+            "client_id": client_id,
+            "now": now,
+            "idle_cutoff": now - timedelta(seconds=settings.session_idle_timeout_seconds),
+        },
+    )
+    if not rows:
         raise _invalid_grant()
-    token, auth_session, account = row
-    if token.used_at is None:
-        held, _ = await roles_service.effective_scopes(db, account.id)
-        if auth_session.scope != ALL_HELD:
+    used_at, session_id, session_scope, account_id, authz_version, scope_names = rows[0]
+    if used_at is None:
+        held = set(split_names(scope_names))
+        if session_scope != ALL_HELD:
             # OpenID Connect scopes belong to no role: granted once, they stay.
-            held |= OIDC_SCOPES & set(parse_scope(auth_session.scope))
+            held |= OIDC_SCOPES & set(parse_scope(session_scope))
         if scope_cap is not None:
             held &= scope_cap
-        granted = held if auth_session.scope == ALL_HELD else set(parse_scope(auth_session.scope))
+        granted = held if session_scope == ALL_HELD else set(parse_scope(session_scope))
         if requested and not set(requested) <= granted:
             # Checked before the claim: a refused request leaves the token unused.
             raise InvalidScope("A refresh may only narrow the granted scope")
-        claimed = cast(
-            "CursorResult[Any]",
-            await db.execute(
-                update(RefreshToken)
-                .where(
-                    col(RefreshToken.token_hash) == token_hash, col(RefreshToken.used_at).is_(None)
-                )
-                .values(used_at=now)
-                .execution_options(synchronize_session=False)
-            ),
-        )
-        if claimed.rowcount == 1:
+        successor = new_refresh_token()
+        if await _rotate(
+            db,
+            old_hash=token_hash,
+            new_hash=hash_refresh_token(successor),
+            session_id=session_id,
+            now=now,
+        ):
             scopes = (set(requested) if requested else granted) & held
-            await db.execute(
-                update(AuthSession)
-                .where(col(AuthSession.id) == auth_session.id)
-                .values(last_used_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            return await _issue(
-                db,
+            return _token_pair(
                 settings=settings,
                 keyring=keyring,
-                account=account,
-                session_id=auth_session.id,
+                account_id=account_id,
+                authz_version=authz_version,
+                session_id=session_id,
                 client_id=client_id,
                 scope=format_scope(scopes),
+                refresh_token=successor,
             )
     # Reuse: the token was already spent (perhaps by a racing request a moment ago).
     # Kept although the request then fails: the theft is what must be remembered.
     async with released_after(db):
-        await end_session(db, auth_session.id, reason="refresh_reuse")
+        await end_session(db, session_id, reason="refresh_reuse")
         await audit.record(
             db,
             action="auth.refresh_reuse",
             actor=None,
-            target=str(account.id),
+            target=str(account_id),
             ip=ip,
-            detail={"session_id": str(auth_session.id)},
+            detail={"session_id": str(session_id)},
         )
     raise _invalid_grant()
 
@@ -393,17 +529,21 @@ def session_expiry(auth_session: AuthSession, settings: Settings) -> datetime:
     return min(auth_session.expires_at, idle_end)
 
 
-async def end_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
-    result = cast(
-        "CursorResult[Any]",
-        await db.execute(
-            update(AuthSession)
-            .where(col(AuthSession.id) == session_id, col(AuthSession.ended_at).is_(None))
-            .values(ended_at=utcnow(), end_reason=reason)
-            .execution_options(synchronize_session=False)
-        ),
+async def _end_where(db: AsyncSession, *which: ColumnElement[bool], reason: str) -> int:
+    """End the sessions `which` picks that are not ended yet; how many it ended.
+    Their refresh tokens stop at once, and their access tokens at the next request
+    (the liveness check reads `ended_at`)."""
+    return await affected(
+        db,
+        update(AuthSession)
+        .where(col(AuthSession.ended_at).is_(None), *which)
+        .values(ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False),
     )
-    return bool(result.rowcount)
+
+
+async def end_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
+    return await _end_where(db, col(AuthSession.id) == session_id, reason=reason) == 1
 
 
 async def end_account_sessions(
@@ -413,15 +553,10 @@ async def end_account_sessions(
     reason: str,
     keep: uuid.UUID | None = None,
 ) -> None:
-    query = (
-        update(AuthSession)
-        .where(col(AuthSession.account_id) == account_id, col(AuthSession.ended_at).is_(None))
-        .values(ended_at=utcnow(), end_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
+    which = [col(AuthSession.account_id) == account_id]
     if keep is not None:
-        query = query.where(col(AuthSession.id) != keep)
-    await db.execute(query)
+        which.append(col(AuthSession.id) != keep)
+    await _end_where(db, *which, reason=reason)
 
 
 async def _record_logout(
@@ -446,26 +581,17 @@ async def end_account_client_sessions(
     db: AsyncSession, account_id: uuid.UUID, client_id: str, *, reason: str
 ) -> None:
     """End the account's sessions opened through one client (a withdrawn consent)."""
-    await db.execute(
-        update(AuthSession)
-        .where(
-            col(AuthSession.account_id) == account_id,
-            col(AuthSession.client_id) == client_id,
-            col(AuthSession.ended_at).is_(None),
-        )
-        .values(ended_at=utcnow(), end_reason=reason)
-        .execution_options(synchronize_session=False)
+    await _end_where(
+        db,
+        col(AuthSession.account_id) == account_id,
+        col(AuthSession.client_id) == client_id,
+        reason=reason,
     )
 
 
 async def end_client_sessions(db: AsyncSession, client_id: str, *, reason: str) -> None:
     """End every session opened through a client (disabled or changed)."""
-    await db.execute(
-        update(AuthSession)
-        .where(col(AuthSession.client_id) == client_id, col(AuthSession.ended_at).is_(None))
-        .values(ended_at=utcnow(), end_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
+    await _end_where(db, col(AuthSession.client_id) == client_id, reason=reason)
 
 
 async def logout(
@@ -503,20 +629,14 @@ async def end_own_session(
 ) -> None:
     """404 unless it is one of the caller's live sessions: another account's
     session id is indistinguishable from one that never existed."""
-    result = cast(
-        "CursorResult[Any]",
-        await db.execute(
-            update(AuthSession)
-            .where(
-                col(AuthSession.id) == session_id,
-                col(AuthSession.account_id) == account_id,
-                _live_now(settings),
-            )
-            .values(ended_at=utcnow(), end_reason="ended_by_owner")
-            .execution_options(synchronize_session=False)
-        ),
+    ended = await _end_where(
+        db,
+        col(AuthSession.id) == session_id,
+        col(AuthSession.account_id) == account_id,
+        _live_now(settings),
+        reason="ended_by_owner",
     )
-    if not result.rowcount:
+    if not ended:
         raise NotFound("Session not found")
     await _record_logout(db, account_id, session_id, ip=ip, via="session_delete")
 

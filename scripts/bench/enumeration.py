@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from scripts.bench_load import run_load
-from scripts.bench_report import Section, ms, pct, ratio, statuses
-from scripts.bench_server import (
+from scripts.bench.load import run_load
+from scripts.bench.report import Section, ms, pct, ratio, statuses
+from scripts.bench.server import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     BenchConfig,

@@ -6,6 +6,29 @@ Figures are formatted here once, so every section prints them the same way.
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One target of issue 15: what was measured, against what bound, and whether
+    it was met (None when the figure could not be taken)."""
+
+    name: str
+    figure: str
+    bound: str
+    met: bool | None
+
+    def render(self) -> str:
+        verdict = {True: "PASS", False: "FAIL", None: "N/A "}[self.met]
+        return f"{verdict}  {self.name}: {self.figure} (target {self.bound})"
+
+
+def at_least(name: str, value: float | None, bound: float, shown: str, bound_shown: str) -> Target:
+    return Target(name, shown, f">= {bound_shown}", None if value is None else value >= bound)
+
+
+def at_most(name: str, value: float | None, bound: float, shown: str, bound_shown: str) -> Target:
+    return Target(name, shown, f"<= {bound_shown}", None if value is None else value <= bound)
+
+
 @dataclass
 class Section:
     name: str
@@ -15,6 +38,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
 
     def add(self, *cells: object) -> None:
         self.rows.append([str(c) for c in cells])

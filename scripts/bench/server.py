@@ -35,13 +35,17 @@ from scripts.seed_accounts import DEFAULT_PASSWORD, SeedResult
 from scripts.seed_accounts import seed as seed_accounts
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 ADMIN_USERNAME = "bench_admin"
 ADMIN_PASSWORD = "bench-admin-" + secrets.token_urlsafe(12)
 SECRET_KEY = secrets.token_urlsafe(48)
 STARTUP_TIMEOUT = 60.0
+# Where the Gatehouse under test is served and migrated from: this checkout, or
+# (`python -m scripts.bench --app-root DIR`) another one, say `git archive` of an
+# older commit, so "before" and "after" figures come from one bench and one run.
+APP_ROOT = ROOT
 PROBLEM_MARKERS = ("Traceback", "unhandled", "ERROR", "CRITICAL")
 
 
@@ -74,7 +78,7 @@ async def pg_reachable() -> bool:
     return True
 
 
-async def _pg_admin(sql: str) -> None:
+async def pg_admin(sql: str) -> None:
     conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
     try:
         await conn.execute(sql)
@@ -88,7 +92,7 @@ async def migrate(url: str) -> None:
         str(BIN / "alembic"),
         "upgrade",
         "head",
-        cwd=ROOT,
+        cwd=APP_ROOT,
         env={**clean_environ(), "GATEHOUSE_DATABASE_URL": url},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -103,13 +107,13 @@ async def temp_database(backend: str, workdir: Path) -> AsyncIterator[Database]:
     """A migrated database of `backend`, dropped (or deleted) afterwards."""
     if backend == "postgresql":
         name = f"gatehouse_bench_{secrets.token_hex(6)}"
-        await _pg_admin(f'CREATE DATABASE "{name}"')
+        await pg_admin(f'CREATE DATABASE "{name}"')
         try:
             url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
             await migrate(url)
             yield Database(url, backend)
         finally:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
     path = workdir / f"bench-{secrets.token_hex(4)}.db"
     try:
@@ -382,8 +386,12 @@ async def uvicorn_server(
     *,
     app: str = "app.main:app",
     extra_env: dict[str, str] | None = None,
+    uvicorn: Path | None = None,
+    root: Path | None = None,
 ) -> AsyncIterator[Server]:
-    """`uvicorn <app> --port <free> --no-access-log`, one worker, until the block ends."""
+    """`uvicorn <app> --port <free> --no-access-log`, one worker with uvloop and
+    httptools, until the block ends. `uvicorn` names another environment's (the
+    peer's); apps are served from `root`, by default `APP_ROOT` (Gatehouse's)."""
     port = free_port()
     log_path = workdir / f"uvicorn-{port}.log"
     data_dir = workdir / f"data-{port}"
@@ -391,8 +399,12 @@ async def uvicorn_server(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                str(BIN / "uvicorn"),
+                str(uvicorn or BIN / "uvicorn"),
                 app,
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -401,7 +413,7 @@ async def uvicorn_server(
                 "--log-level",
                 "warning",
             ],
-            cwd=ROOT,
+            cwd=root or APP_ROOT,
             env=server_environ(db, data_dir, extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -3,7 +3,7 @@ a personal access token cost: medians of sequential requests (one at a time, so
 each figure is the latency itself, not queueing) against one uvicorn worker on a
 fresh PostgreSQL database (SQLite when PostgreSQL does not answer).
 
-    .venv/bin/python -m scripts.bench_clients [--requests 200]
+    .venv/bin/python -m scripts.bench.clients [--requests 200]
 
 A session's access token on the same endpoint and /healthz are measured in the
 same run as baselines, the rows taken in turn so that outside load falls on each
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.bench_server import (
+from scripts.bench.server import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     login,

@@ -1,11 +1,13 @@
 """Section 2: what the per-request liveness check costs a protected endpoint (issue 4).
 
-Served by `scripts.bench_app` (the real app plus token-only twins of
+Served by `scripts.bench.app` (the real app plus token-only twins of
 `GET /accounts/me`), so the full check and its baselines share one process,
 one database and one run:
 
-- `/accounts/me`: token verified, session and account looked up (liveness), handler.
-- `/bench/me-token-only`: the same handler, token verified, no liveness lookup.
+- `/accounts/me`: token verified, then one statement: session live, account
+  active and unchanged, and the account with its roles (what the handler shows).
+- `/bench/me-token-only`: the same answer, token verified, no liveness lookup;
+  account and roles read as for a personal access token (two queries).
 - `/bench/token-only`: token verified, nothing else.
 - `/healthz`: no token, no database.
 
@@ -34,16 +36,16 @@ from typing import Any
 
 import httpx
 
-from scripts.bench_load import run_load
-from scripts.bench_report import Section, ms, pct, rate, ratio, statuses, us
-from scripts.bench_server import BenchConfig, login, seed, temp_database, uvicorn_server
-from scripts.bench_tokens import time_algorithm
+from scripts.bench.load import run_load
+from scripts.bench.report import Section, ms, pct, rate, ratio, statuses, us
+from scripts.bench.server import BenchConfig, login, seed, temp_database, uvicorn_server
+from scripts.bench.tokens import time_algorithm
 from scripts.seed_accounts import DEFAULT_PASSWORD, bench_username
 
 CONCURRENCY = 16
 ENDPOINTS = (
-    ("full", "/accounts/me", "verify + liveness lookup + handler (3 queries)"),
-    ("me-token-only", "/bench/me-token-only", "verify + same handler, no liveness"),
+    ("full", "/accounts/me", "verify + liveness reading account and roles (1 query)"),
+    ("me-token-only", "/bench/me-token-only", "verify, no liveness; account + roles (2 queries)"),
     ("token-only", "/bench/token-only", "verify only, no database"),
     ("healthz", "/healthz", "bare: no token, no database"),
 )
@@ -122,12 +124,17 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _spawn(argv: list[str], timeout: float) -> tuple[str, int, float, tuple[float, float]]:
+def spawn(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None
+) -> tuple[str, int, float, tuple[float, float]]:
     """Run `argv` to completion: (stdout+stderr, exit code, CPU seconds, wall window).
-    Reaped with wait4, so its CPU time is exact; killed if it outlives `timeout`."""
+    Reaped with wait4, so its CPU time is exact; killed if it outlives `timeout`.
+    `env` adds to this process's environment (wrk's Lua scripts read theirs)."""
     with tempfile.TemporaryFile() as out:
         started = time.time()
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         # os.kill, not Popen.kill: that polls, and could reap the process under wait4.
         killer = threading.Timer(timeout, _kill, (process.pid,))
         killer.start()
@@ -166,7 +173,7 @@ async def _wrk(wrk: str, url: str, token: str, seconds: int) -> Run:
     ]
     if WRK_CPUS and (taskset := shutil.which("taskset")):
         argv = [taskset, "-c", WRK_CPUS, *argv]
-    output, code, cpu, window = await asyncio.to_thread(_spawn, argv, seconds + 30.0)
+    output, code, cpu, window = await asyncio.to_thread(spawn, argv, seconds + 30.0)
     if code != 0:
         raise RuntimeError(f"wrk failed ({code}): {output[-2000:]}")
     result = parse_wrk(output)
@@ -266,7 +273,7 @@ async def run(config: BenchConfig) -> Section:
     }
     async with temp_database(config.backend, config.workdir) as db:
         await seed(db, 1)
-        async with uvicorn_server(db, config.workdir, app="scripts.bench_app:app") as server:
+        async with uvicorn_server(db, config.workdir, app="scripts.bench.app:app") as server:
             token = await login(server.base_url, bench_username(1), DEFAULT_PASSWORD)
             auth = {"Authorization": f"Bearer {token}"}
             requests = {

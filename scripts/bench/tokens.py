@@ -17,8 +17,8 @@ from jose import jwk
 
 from app.crypto import jwt as tokens
 from app.crypto.sealing import generate_private_key
-from scripts.bench_report import Section, rate, us
-from scripts.bench_server import BenchConfig
+from scripts.bench.report import Section, rate, us
+from scripts.bench.server import BenchConfig
 
 ALGORITHMS = ("RS256", "ES256", "HS256")
 ISSUER, AUDIENCE = "http://localhost:8000", "gatehouse"

@@ -23,10 +23,10 @@ from typing import Any
 
 import psutil
 
-from scripts.bench_load import run_load
-from scripts.bench_login import login_request
-from scripts.bench_report import Section, mib, ms, pct, rate, statuses
-from scripts.bench_server import (
+from scripts.bench.load import run_load
+from scripts.bench.login import login_request
+from scripts.bench.report import Section, Target, at_least, at_most, mib, ms, pct, rate, statuses
+from scripts.bench.server import (
     BenchConfig,
     Database,
     PgActivity,
@@ -226,6 +226,10 @@ async def _measure(
     }
 
 
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.0f} MB ({mib(value)})"
+
+
 def _conclude(
     section: Section,
     figures: dict[str, dict[str, Any]],
@@ -272,6 +276,38 @@ def _conclude(
         f"200 logins {latency('200')}; 200 wrong-pw attempts at the default throttle "
         f"{latency('attack')}"
     )
+    idle, busy = figures["idle"], figures["8"]
+    kept = busy["rate"] / idle["rate"] if idle["rate"] else None
+    section.targets += [
+        at_least(
+            "/accounts/me throughput with 8 logins in flight vs idle",
+            kept,
+            0.70,
+            f"{pct(kept)} ({rate(busy['rate'], ' req/s')} vs {rate(idle['rate'], ' req/s')})",
+            "70%",
+        ),
+        # A request left unanswered for over a second fails it whatever the answers' p99.
+        Target(
+            "/accounts/me p99 with 8 logins in flight",
+            ms(busy["p99"]) + busy["stuck"],
+            "< 100 ms",
+            None if busy["p99"] is None else busy["p99"] < 100 and not busy["stuck"],
+        ),
+        at_most(
+            "idle resident memory",
+            idle_rss,
+            150e6,
+            _mb(idle_rss),
+            "150 MB",
+        ),
+        at_most(
+            "resident memory with 200 logins in flight",
+            flood["rss"],
+            300e6,
+            _mb(flood["rss"]),
+            "300 MB",
+        ),
+    ]
     section.summary.append(
         f"saturation: peak RSS {mib(flood['rss'])} with 200 logins (after start-up "
         f"{mib(idle_rss)}); 200-login statuses {statuses(flood['status'])}; attack statuses "

@@ -15,9 +15,9 @@ import sys
 import time
 from typing import Any
 
-from scripts.bench_load import run_load
-from scripts.bench_report import Section, ms, ratio, statuses
-from scripts.bench_server import (
+from scripts.bench.load import run_load
+from scripts.bench.report import Section, ms, ratio, statuses
+from scripts.bench.server import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     ROOT,

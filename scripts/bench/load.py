@@ -1,7 +1,7 @@
 """The load generator: a process of its own, so the client's event loop and CPU
 never hide inside the server's figures (and the two can be told apart).
 
-`python -m scripts.bench_load` reads a JSON spec on stdin and prints a JSON
+`python -m scripts.bench.load` reads a JSON spec on stdin and prints a JSON
 result on stdout; `run_load` is the orchestrator's side of that. Two modes:
 
 - `closed`: `concurrency` workers each send the next request of the cycle as soon
@@ -185,11 +185,11 @@ async def generate(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_load(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one load in a fresh `python -m scripts.bench_load` process."""
+    """Run one load in a fresh `python -m scripts.bench.load` process."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "scripts.bench_load",
+        "scripts.bench.load",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

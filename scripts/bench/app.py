@@ -1,13 +1,16 @@
 """The service plus routes that verify the access token ALONE (no liveness lookup).
 
 Issue 4 asks what the per-request revocation check costs against verifying the
-token only. Served as `uvicorn scripts.bench_app:app`, this is the real app
+token only. Served as `uvicorn scripts.bench.app:app`, this is the real app
 (same middleware, same engine, same key ring) with two extra routes, so both
 variants run in one process, side by side:
 
-- `GET /bench/me-token-only`: the very `GET /accounts/me` handler, behind a
+- `GET /bench/me-token-only`: what `GET /accounts/me` answers, behind a
   dependency that checks signature, claims and scope but skips the session and
-  account lookup. Against `/accounts/me` this isolates the liveness check.
+  account lookup; the account and its roles are then read as the handler does
+  for a token whose check read no account (a personal access token's). Against
+  `/accounts/me`, whose liveness statement reads them itself, this shows what
+  the check costs.
 - `GET /bench/token-only`: verification and nothing else (no database at all).
 
 It lives in scripts/ so that the service itself never carries a route that
@@ -20,7 +23,8 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import SecurityScopes
 
-from app.accounts.routes import read_own_account
+from app.accounts import service as accounts_service
+from app.accounts.routes import public
 from app.accounts.schemas import AccountPublic
 from app.authz.catalogue import Principal, parse_scope
 from app.authz.dependencies import oauth2_scheme
@@ -63,7 +67,7 @@ async def read_own_account_token_only(
     principal: TokenOnlyMeRead, session: DbSession
 ) -> AccountPublic:
     """`GET /accounts/me` with the token verified but its session not looked up."""
-    return await read_own_account(principal, session)
+    return await public(session, await accounts_service.get_account(session, principal.account_id))
 
 
 @app.get("/bench/token-only", include_in_schema=False)

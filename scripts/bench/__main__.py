@@ -6,8 +6,12 @@ with real argon2 costs, and drives it from a separate load-generator process.
 Ratios are taken within this run only, so they hold on another machine where
 absolute numbers do not. The last lines are a compact summary.
 
-    python -m scripts.bench [--only login,protected,saturation,enumeration,scale,tokens]
-                            [--quick] [--database auto|postgresql|sqlite]
+    python -m scripts.bench [--only hotpaths,login,protected,saturation,enumeration,scale,tokens]
+                            [--quick] [--database auto|postgresql|sqlite] [--app-root DIR]
+
+The targets of issue 15 close the run, each with its figure and PASS or FAIL.
+`--app-root` serves (and migrates) the Gatehouse found in DIR instead of this
+checkout's, for "before" figures taken by the same bench on the same machine.
 """
 
 import argparse
@@ -22,7 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("login", "protected", "saturation", "enumeration", "scale", "tokens")
+SECTIONS = ("hotpaths", "login", "protected", "saturation", "enumeration", "scale", "tokens")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +40,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="short runs, for trying it out")
     parser.add_argument("--database", choices=("auto", "postgresql", "sqlite"), default="auto")
+    parser.add_argument(
+        "--app-root",
+        type=Path,
+        default=None,
+        help="serve the Gatehouse of this directory (a checkout of another commit)",
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(SECTIONS))
@@ -48,7 +58,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> int:
     # Imported only now: the caller's GATEHOUSE_* variables are gone by then, so
     # a developer's shell (say GATEHOUSE_ENV=production) cannot change what runs.
-    from scripts.bench_server import ROOT, BenchConfig, pg_reachable
+    from scripts.bench import server
+    from scripts.bench.server import ROOT, BenchConfig, pg_reachable
+
+    if args.app_root is not None:
+        server.APP_ROOT = args.app_root.resolve()
 
     began = time.monotonic()
     backend = args.database
@@ -83,12 +97,13 @@ async def _main(args: argparse.Namespace) -> int:
         print("  NOTE: ./.env exists and the servers read it; its settings apply to these runs.")
     print(flush=True)
     summaries: list[str] = []
+    targets: list[str] = []
     failures = 0
     with tempfile.TemporaryDirectory(prefix="gatehouse-bench-") as tmp:
         config = BenchConfig(quick=args.quick, backend=backend, workdir=Path(tmp))
         for name in args.sections:
             started = time.monotonic()
-            module: Any = importlib.import_module(f"scripts.bench_{name}")
+            module: Any = importlib.import_module(f"scripts.bench.{name}")
             try:
                 section = await module.run(config)
             except Exception as exc:
@@ -100,6 +115,7 @@ async def _main(args: argparse.Namespace) -> int:
             print(section.render())
             print(f"  ({time.monotonic() - started:.0f} s)\n", flush=True)
             summaries.extend(section.summary)
+            targets.extend(target.render() for target in section.targets)
             summaries.extend(f"{section.name}: PROBLEM: {p}" for p in section.problems[:5])
     print(
         f"== SUMMARY ({backend}, {os.cpu_count()} cores, "
@@ -107,6 +123,11 @@ async def _main(args: argparse.Namespace) -> int:
     )
     for line in summaries:
         print(line)
+    if targets:
+        where = "" if server.APP_ROOT == ROOT else f", Gatehouse from {server.APP_ROOT}"
+        print(f"== TARGETS (issue 15; {backend}{where}) ==")
+        for line in targets:
+            print(line)
     return 1 if failures else 0
 
 
