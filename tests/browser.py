@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         Browser,
         BrowserContext,
         ConsoleMessage,
+        Page,
         Playwright,
         Request,
         Route,
@@ -151,3 +152,23 @@ def local_context(
     finally:
         context.close()
     guard.check()
+
+
+def swagger_reads_own_account(page: "Page") -> str:
+    """In an authorised Swagger UI: "Try it out" on GET /accounts/me, execute, and
+    the response body the page shows (after checking both the network answer and
+    the page's status cell say 200). Scrolls it into view for a screenshot."""
+    # FastAPI's operation id: read_own_account_accounts_me_get.
+    operation = page.locator('[id^="operations-accounts-read_own_account"]')
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    with page.expect_response(lambda r: r.url.endswith("/accounts/me")) as me_info:
+        operation.locator("button.execute").click()
+    assert me_info.value.status == 200
+    live = operation.locator(".live-responses-table")
+    status = live.locator("tr.response td.response-col_status").first
+    status.wait_for()
+    assert status.inner_text().strip() == "200"
+    body = live.locator("tr.response .response-col_description pre").first.inner_text()
+    live.scroll_into_view_if_needed()
+    return body

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser import chromium, local_context
+from tests.browser import chromium, local_context, swagger_reads_own_account
 from tests.oauth.served import (
     CALLBACK_PATH,
     Gatehouse,
@@ -452,19 +452,8 @@ def test_swagger_ui_authorises_on_the_code_flow_and_reads_the_account(
         flow.locator("button.btn-done").click()
         assert dialog.count() == 0
 
-        operation = page.locator('[id^="operations-accounts-read_own_account"]')
-        operation.locator(".opblock-summary").click()
-        operation.locator("button.try-out__btn").click()
-        with page.expect_response(lambda r: r.url.endswith("/accounts/me")) as me_info:
-            operation.locator("button.execute").click()
-        assert me_info.value.status == 200
-        live = operation.locator(".live-responses-table")
-        status = live.locator("tr.response td.response-col_status").first
-        status.wait_for()
-        assert status.inner_text().strip() == "200"
-        body = live.locator("tr.response .response-col_description pre").first.inner_text()
+        body = swagger_reads_own_account(page)
         assert f'"username": "{username}"' in body, body
-        live.scroll_into_view_if_needed()
         page.screenshot(path=screenshot("swagger-me"))
 
 
