@@ -50,6 +50,32 @@ async def _timed(
     return times
 
 
+async def resource_server_client(
+    http: httpx.AsyncClient, admin_headers: dict[str, str], scopes: list[str]
+) -> tuple[str, str]:
+    """A confidential client for client credentials whose role carries `scopes`
+    (a resource server's, when they hold `tokens:introspect`): its id and secret."""
+    role = await http.post(
+        "/roles",
+        json={"name": "resource-server", "scopes": scopes},
+        headers=admin_headers,
+    )
+    role.raise_for_status()
+    created = await http.post(
+        "/clients",
+        json={
+            "name": "bench",
+            "type": "confidential",
+            "grant_types": ["client_credentials"],
+            "roles": ["resource-server"],
+        },
+        headers=admin_headers,
+    )
+    created.raise_for_status()
+    client = created.json()
+    return client["client_id"], client["client_secret"]
+
+
 async def run(count: int) -> None:
     backend = "postgresql" if await pg_reachable() else "sqlite"
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,25 +87,9 @@ async def run(count: int) -> None:
         ):
             admin = await login(server.base_url, ADMIN_USERNAME, ADMIN_PASSWORD)
             headers = {"Authorization": f"Bearer {admin}"}
-            role = await http.post(
-                "/roles",
-                json={"name": "resource-server", "scopes": ["tokens:introspect", "accounts:read"]},
-                headers=headers,
+            auth = await resource_server_client(
+                http, headers, ["tokens:introspect", "accounts:read"]
             )
-            role.raise_for_status()
-            created = await http.post(
-                "/clients",
-                json={
-                    "name": "bench",
-                    "type": "confidential",
-                    "grant_types": ["client_credentials"],
-                    "roles": ["resource-server"],
-                },
-                headers=headers,
-            )
-            created.raise_for_status()
-            client = created.json()
-            auth = (client["client_id"], client["client_secret"])
             pat = await http.post(
                 "/accounts/me/tokens",
                 json={"name": "bench", "scopes": ["me:read"]},

@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 from jose import jwt
 
+from scripts.bench.clients import resource_server_client
 from scripts.bench.protected import parse_wrk, spawn, wrk_version
 from scripts.bench.report import Section, Target, at_least, ms, pct, rate, ratio, us
 from scripts.bench.server import (
@@ -154,29 +155,14 @@ async def _gatehouse_setup(server: Server) -> dict[str, str]:
     user = await login(server.base_url, bench_username(1), DEFAULT_PASSWORD)
     headers = {"Authorization": f"Bearer {admin}"}
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
-        role = await http.post(
-            "/roles",
-            json={"name": "resource-server", "scopes": ["tokens:introspect"]},
-            headers=headers,
+        client_id, client_secret = await resource_server_client(
+            http, headers, ["tokens:introspect"]
         )
-        role.raise_for_status()
-        created = await http.post(
-            "/clients",
-            json={
-                "name": "bench",
-                "type": "confidential",
-                "grant_types": ["client_credentials"],
-                "roles": ["resource-server"],
-            },
-            headers=headers,
-        )
-        created.raise_for_status()
-        client = created.json()
         jwks = (await http.get("/.well-known/jwks.json")).json()
     claims = jwt.get_unverified_claims(user)
     return {
         "user_token": user,
-        "client_auth": _basic(client["client_id"], client["client_secret"]),
+        "client_auth": _basic(client_id, client_secret),
         "jwks": json.dumps(jwks),
         "issuer": str(claims["iss"]),
         "audience": str(claims["aud"]),
