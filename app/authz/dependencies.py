@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Security
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import (
     OAuthFlowAuthorizationCode,
@@ -52,16 +52,19 @@ oauth2_scheme = PasswordOrCodeBearer(
 )
 
 
-# Where `require_scopes` leaves the verified token for a later dependency of the
-# same request (`require_own_account`), so the liveness statement is not repeated.
-_VERIFIED = "gatehouse_verified_token"
+async def verified_token(
+    state: StateDep, db: DbSession, token: str | None = Depends(oauth2_scheme)
+) -> bearer.Verified | None:
+    """The request's bearer token, verified and checked live; None when there is
+    none or it is not valid now. FastAPI runs it once per request however many
+    dependencies ask (`require_scopes`, `require_own_account`), so the liveness
+    statement is not repeated."""
+    return await bearer.verify(db, state, token) if token else None
 
 
 async def require_scopes(
     security_scopes: SecurityScopes,
-    request: Request,
-    state: StateDep,
-    db: DbSession,
+    verified: Annotated[bearer.Verified | None, Depends(verified_token)],
     token: str | None = Depends(oauth2_scheme),
 ) -> Principal:
     """Verify the bearer token (a session's, a client's own, or a personal access
@@ -73,13 +76,11 @@ async def require_scopes(
     needed = security_scopes.scope_str
     if not token:
         raise NotAuthenticated(scope=needed)
-    verified = await bearer.verify(db, state, token)
     if verified is None:
         raise InvalidToken(scope=needed)
     principal = verified.principal
     if not set(security_scopes.scopes) <= principal.scopes:
         raise InsufficientScope(scope=needed)
-    setattr(request.state, _VERIFIED, verified)
     return principal
 
 
@@ -125,10 +126,10 @@ class OwnAccount:
 
 
 async def require_own_account(
-    request: Request, principal: Annotated[AccountPrincipal, Security(require_account)]
+    principal: Annotated[AccountPrincipal, Security(require_account)],
+    verified: Annotated[bearer.Verified | None, Depends(verified_token)],
 ) -> OwnAccount:
-    verified: bearer.Verified = getattr(request.state, _VERIFIED)
-    return OwnAccount(principal, verified.account)
+    return OwnAccount(principal, verified.account if verified else None)
 
 
 AnyToken = Annotated[AccountPrincipal, Security(require_account, scopes=[])]

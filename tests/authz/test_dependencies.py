@@ -4,15 +4,18 @@ scope."""
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 
+from app.authz import bearer
 from app.authz.catalogue import BUILTIN_SCOPES
 from app.authz.dependencies import require_scopes
 from app.main import app
+from tests.factories import admin_headers
 
 PUBLIC_PATHS = {
     "/healthz",
@@ -110,3 +113,25 @@ async def test_protected_route_answers_401_without_a_token(
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "error=" not in response.headers["www-authenticate"]
     assert list(response.json()) == ["detail"]
+
+
+async def test_a_request_verifies_its_token_once(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /accounts/me asks for the verified token twice (the scope gate and the
+    account its liveness check read); FastAPI's per-request dependency cache must
+    answer the second, or every such request pays the liveness statement twice."""
+    headers = await admin_headers(client)
+    calls = 0
+    verify = bearer.verify
+
+    async def counted(*args: Any, **kwargs: Any) -> bearer.Verified | None:
+        nonlocal calls
+        calls += 1
+        return await verify(*args, **kwargs)
+
+    monkeypatch.setattr(bearer, "verify", counted)
+    response = await client.get("/accounts/me", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["username"] == "admin"
+    assert calls == 1
