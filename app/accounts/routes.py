@@ -47,13 +47,7 @@ async def signup(
 ) -> AccountPublic:
     """Create an account holding the `user` role."""
     account = await accounts_service.signup(
-        db,
-        settings=settings,
-        hasher=hasher,
-        username=body.username,
-        password=body.password,
-        email=body.email,
-        origin=origin,
+        db, settings=settings, hasher=hasher, new=body, origin=origin
     )
     return await public(db, account)
 

@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from app.accounts import usernames
 from app.accounts.models import Account
-from app.accounts.schemas import AccountCreate, AccountPublic, AccountUpdate
+from app.accounts.schemas import AccountCreate, AccountPublic, AccountUpdate, SignupRequest
 from app.audit import service as audit
 from app.authz.catalogue import ADMIN_ROLE, USER_ROLE, Actor, Principal
 from app.browser_sessions import service as browser_sessions
@@ -96,11 +96,10 @@ async def signup(
     *,
     settings: Settings,
     hasher: PasswordHasher,
-    username: str,
-    password: str,
-    email: str | None,
+    new: SignupRequest,
     origin: RequestOrigin,
 ) -> Account:
+    username, password, email = new.username, new.password, new.email
     if not settings.signup_enabled:
         raise Forbidden("Self-signup is switched off")
     _check_username(username)
@@ -326,15 +325,7 @@ async def record_login_failure(db: AsyncSession, check: LoginCheck, *, ip: str |
 
 def live_public(account: LiveAccount) -> AccountPublic:
     """The public shape of the account a session token's liveness check read."""
-    return AccountPublic(
-        id=account.id,
-        username=account.username,
-        email=account.email,
-        is_active=account.is_active,
-        roles=account.roles,
-        scopes=account.scopes,
-        created_at=account.created_at,
-    )
+    return AccountPublic.model_validate(account, from_attributes=True)
 
 
 async def to_public(db: AsyncSession, accounts: Sequence[Account]) -> list[AccountPublic]:
