@@ -218,35 +218,6 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)  # 256 random bits; stored only as its SHA-256
 
 
-async def _issue(
-    db: AsyncSession,
-    *,
-    settings: Settings,
-    keyring: KeyRing,
-    account: Account,
-    session_id: uuid.UUID,
-    client_id: str,
-    scope: str,
-) -> TokenResponse:
-    """The session's first refresh token (kept as a hash) and its access token."""
-    refresh_token = new_refresh_token()
-    await db.execute(
-        insert(_REFRESH_TOKENS).values(
-            token_hash=hash_refresh_token(refresh_token), session_id=session_id, created_at=utcnow()
-        )
-    )
-    return _token_pair(
-        settings=settings,
-        keyring=keyring,
-        account_id=account.id,
-        authz_version=account.authz_version,
-        session_id=session_id,
-        client_id=client_id,
-        scope=scope,
-        refresh_token=refresh_token,
-    )
-
-
 async def insert_while_account_unchanged(
     db: AsyncSession,
     table: Table,
@@ -318,14 +289,22 @@ async def start_session(
         db, _SESSIONS, values, account_id=account.id, password_hash=password_hash
     ):
         return None
-    tokens = await _issue(
-        db,
+    # The session's first refresh token (kept as a hash) and its access token.
+    refresh_token = new_refresh_token()
+    await db.execute(
+        insert(_REFRESH_TOKENS).values(
+            token_hash=hash_refresh_token(refresh_token), session_id=session_id, created_at=now
+        )
+    )
+    tokens = _token_pair(
         settings=settings,
         keyring=keyring,
-        account=account,
+        account_id=account.id,
+        authz_version=account.authz_version,
         session_id=session_id,
         client_id=client_id,
         scope=scope,
+        refresh_token=refresh_token,
     )
     detail = {"scope": tokens.scope}
     if client_id != GATEHOUSE_CLIENT:
