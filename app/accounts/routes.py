@@ -13,15 +13,17 @@ from app.accounts.schemas import (
     SignupRequest,
 )
 from app.authz.dependencies import AUTH_ERRORS, AccountsRead, AccountsWrite, MeAccount, MeWrite
-from app.core.db import DbSession
+from app.core.db import DbSession, TransactionalRoute
 from app.core.errors import answers
 from app.core.network import OriginDep
 from app.core.pagination import PageQuery
 from app.core.schemas import NO_NUL, Page
 from app.state import HasherDep, SettingsDep, StateDep
 
-router = APIRouter(prefix="/accounts", tags=["accounts"], responses=AUTH_ERRORS)
-signup_router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(
+    prefix="/accounts", tags=["accounts"], responses=AUTH_ERRORS, route_class=TransactionalRoute
+)
+signup_router = APIRouter(prefix="/auth", tags=["auth"], route_class=TransactionalRoute)
 
 NOT_FOUND = {404: "No such account or role"}
 CONFLICT = {409: "Conflict (taken, or the last admin)"}

@@ -8,11 +8,11 @@ from app.authorization import endpoint, pages
 from app.authorization import service as authorization_service
 from app.authorization.schemas import UserInfo
 from app.authz.dependencies import AUTH_ERRORS, OpenId
-from app.core.db import DbSession
+from app.core.db import DbSession, TransactionalRoute
 from app.core.network import OriginDep
 from app.state import StateDep
 
-router = APIRouter(prefix="/oauth", tags=["oauth"])
+router = APIRouter(prefix="/oauth", tags=["oauth"], route_class=TransactionalRoute)
 
 HTML: dict[int | str, dict[str, object]] = {
     200: {"content": {"text/html": {}}, "description": "The sign-in or consent page"},

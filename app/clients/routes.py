@@ -12,12 +12,14 @@ from app.clients.schemas import (
     ClientUpdate,
     SecretRotation,
 )
-from app.core.db import DbSession
+from app.core.db import DbSession, TransactionalRoute
 from app.core.errors import answers
 from app.core.schemas import NO_NUL, Page
 from app.state import SettingsDep
 
-router = APIRouter(prefix="/clients", tags=["clients"], responses=AUTH_ERRORS)
+router = APIRouter(
+    prefix="/clients", tags=["clients"], responses=AUTH_ERRORS, route_class=TransactionalRoute
+)
 
 ClientIdParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 NOT_FOUND = {404: "No such client (or role)"}

@@ -5,12 +5,14 @@ from fastapi import APIRouter, Path, Response, status
 from app.authz.dependencies import AUTH_ERRORS, MeRead, MeWrite
 from app.consents import service as consents_service
 from app.consents.schemas import ConsentPublic
-from app.core.db import DbSession
+from app.core.db import DbSession, TransactionalRoute
 from app.core.errors import answers
 from app.core.schemas import NO_NUL
 
 # Under /accounts, included before the accounts router's `/{account_id}` routes.
-router = APIRouter(prefix="/accounts", tags=["consents"], responses=AUTH_ERRORS)
+router = APIRouter(
+    prefix="/accounts", tags=["consents"], responses=AUTH_ERRORS, route_class=TransactionalRoute
+)
 
 ClientIdParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 

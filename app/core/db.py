@@ -3,12 +3,13 @@ for flows that must give their connection back before slow work."""
 
 import socket
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import Depends
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import CursorResult, Executable, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -21,7 +22,6 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Mapped
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlmodel import SQLModel
-from starlette.requests import HTTPConnection
 
 from app.core.config import Settings, redacted
 
@@ -80,21 +80,66 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def get_db(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
-    """The request's session: commits when the route returns, rolls back on error.
-    Services only flush; this is where the request's work becomes durable."""
-    async with conn.app.state.sessionmaker() as db:
-        try:
-            yield db
-            await db.commit()
-        except BaseException:
-            await db.rollback()
-            raise
+_SESSION = "gatehouse.db"  # the request's session, in its ASGI scope, once opened
+_TRANSACTIONAL = "gatehouse.transactional"  # set by TransactionalRoute around the route
 
 
-# "function" scope: the session commits before the response is sent, so a client
-# never sees success for a change that then fails to commit.
-DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
+async def get_db(request: Request) -> AsyncSession:
+    """The request's session. Opened on first use and made durable by
+    `TransactionalRoute` when the route returns (rolled back when it raises):
+    services only flush. A session costs no connection until its first
+    statement, and a request that never asks for one (a protected read whose
+    token check runs on the read path, `read_rows`) pays nothing for it."""
+    scope = request.scope
+    db: AsyncSession | None = scope.get(_SESSION)
+    if db is None:
+        if _TRANSACTIONAL not in scope:
+            # A route outside `TransactionalRoute` would never commit nor give its
+            # connection back: refuse loudly rather than lose writes.
+            raise RuntimeError(
+                f"{scope.get('path')}: its router needs route_class=TransactionalRoute"
+            )
+        db = scope[_SESSION] = request.app.state.sessionmaker()
+    return db
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db)]
+
+
+class TransactionalRoute(APIRoute):
+    """A route whose request session commits when the endpoint returns and rolls
+    back when anything raises, before the response is sent: a client never sees
+    success for a change that then fails to commit. Done here rather than in a
+    `yield` dependency, which FastAPI runs in an exit stack with a shielded
+    cancel scope on every request, whether or not the request touches the
+    database (issue 15's profile)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_in_transaction(request: Request) -> Response:
+            scope = request.scope
+            scope[_TRANSACTIONAL] = True
+            try:
+                response = await handle(request)
+            except BaseException:
+                db: AsyncSession | None = scope.pop(_SESSION, None)
+                if db is not None:
+                    await db.rollback()
+                    await db.close()
+                raise
+            db = scope.pop(_SESSION, None)
+            if db is not None:
+                try:
+                    await db.commit()
+                except BaseException:
+                    await db.rollback()
+                    raise
+                finally:
+                    await db.close()
+            return response
+
+        return handle_in_transaction
 
 
 async def inserted(db: AsyncSession, row: SQLModel) -> bool:

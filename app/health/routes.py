@@ -2,10 +2,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from app.core.db import TransactionalRoute
 from app.core.schemas import Status
 from app.state import StateDep
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=TransactionalRoute)
 
 
 @router.get("/healthz")

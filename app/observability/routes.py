@@ -8,10 +8,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy.pool import QueuePool
 
 from app.authz.dependencies import AUTH_ERRORS, MetricsRead
+from app.core.db import TransactionalRoute
 from app.observability import metrics
 from app.state import State, StateDep
 
-router = APIRouter(tags=["observability"], responses=AUTH_ERRORS)
+router = APIRouter(tags=["observability"], responses=AUTH_ERRORS, route_class=TransactionalRoute)
 
 
 @router.get(

@@ -1,9 +1,10 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app.core.db import TransactionalRoute
 from app.state import KeyRingDep, SettingsDep
 
-router = APIRouter(prefix="/.well-known", tags=["discovery"])
+router = APIRouter(prefix="/.well-known", tags=["discovery"], route_class=TransactionalRoute)
 
 
 @router.get("/jwks.json")
