@@ -12,7 +12,7 @@ from app.accounts import service as accounts_service
 from app.authorization import service as authorization_service
 from app.browser_sessions import service as browser_sessions
 from app.core.config import Settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import ReadPath, create_engine, create_sessionmaker
 from app.core.errors import Conflict
 from app.crypto.passwords import PasswordHasher
 from app.personal_tokens import service as personal_tokens
@@ -81,7 +81,8 @@ def new_hasher(settings: Settings) -> PasswordHasher:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
+    reads = None if settings.is_sqlite else ReadPath(engine, settings)
+    sessionmaker = create_sessionmaker(engine, reads)
     state = State(
         settings=settings,
         engine=engine,
@@ -103,4 +104,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await purge
         await state.keyring.stop()
         state.hasher.close()
+        if reads is not None:
+            await reads.close()
         await engine.dispose()

@@ -4,14 +4,15 @@ the service that makes the change."""
 import uuid
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditPublic
 from app.authz.catalogue import Actor, Principal
-from app.core.models import utcnow
+from app.core.db import write_alone
+from app.core.models import UTCDateTime, utcnow
 from app.core.pagination import decode_cursor, keyset_page
 from app.core.schemas import Page, public
 from app.observability import events
@@ -25,6 +26,17 @@ _SECRET_KEYS = frozenset(
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[attr-defined]  # SQLModel leaves it untyped
 
 
+# Built once: client credentials writes one per token.
+_INSERT_EVENT = insert(_EVENTS).values(
+    time=bindparam("time", type_=UTCDateTime()),
+    actor_id=bindparam("actor_id", type_=_EVENTS.c.actor_id.type),
+    action=bindparam("action"),
+    target=bindparam("target"),
+    ip=bindparam("ip"),
+    detail=bindparam("detail", type_=_EVENTS.c.detail.type),
+)
+
+
 async def record(
     db: AsyncSession,
     *,
@@ -33,19 +45,30 @@ async def record(
     target: str | None = None,
     ip: str | None = None,
     detail: dict[str, Any] | None = None,
+    alone: bool = False,
 ) -> None:
+    """Append the entry in the request's transaction. `alone` is for an entry
+    that is the whole change, written last (a client's token issued): it may then
+    commit by itself at once (`core.db.write_alone`)."""
     clean = {k: v for k, v in (detail or {}).items() if k not in _SECRET_KEYS}
     if db.new or db.dirty or db.deleted:
         await db.flush()  # what the caller added goes in first, as before
-    # A Core INSERT: no object for the unit of work to track (client credentials
-    # writes one per token).
-    await db.execute(
-        insert(_EVENTS).values(
-            time=utcnow(), actor_id=actor, action=action, target=target, ip=ip, detail=clean
-        )
-    )
+    params = {
+        "time": utcnow(),
+        "actor_id": actor,
+        "action": action,
+        "target": target,
+        "ip": ip,
+        "detail": clean,
+    }
     by = clean.get("by")
-    events.note(db, action, actor=actor, ip=ip, by=by if isinstance(by, str) else None)
+    by = by if isinstance(by, str) else None
+    if alone:
+        committed = (await write_alone(db, _INSERT_EVENT, params)).committed
+    else:
+        await db.execute(_INSERT_EVENT, params)
+        committed = False
+    events.after_write(db, action, committed=committed, actor=actor, ip=ip, by=by)
 
 
 async def record_change(

@@ -458,6 +458,7 @@ async def issue_client_token(
         target=client.client_id,
         ip=ip,
         detail={"scope": scope},
+        alone=True,  # the whole change, and the last statement of the request
     )
     return TokenResponse(
         access_token=access_token,

@@ -1,18 +1,32 @@
 """One async engine per process, one session per request, and the one helper
 for flows that must give their connection back before slow work."""
 
+import asyncio
 import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any, TypeVar, cast
 
+import asyncpg
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import CursorResult, Executable, event, select, text
+from sqlalchemy import (
+    ClauseElement,
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Select,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Mapped
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import SQLModel
 
 from app.core.config import Settings, redacted
@@ -61,23 +76,161 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_pool_size,
         pool_timeout=timeout,
         pool_recycle=1800,
-        connect_args={
-            "timeout": timeout,
-            "command_timeout": timeout,
-            "server_settings": {
-                "application_name": "gatehouse",
-                # asyncpg prepares every statement; after five runs PostgreSQL may
-                # switch to a generic plan, which for `username_key LIKE $1` scans
-                # the whole table instead of the prefix index (25 ms vs 0.1 ms at
-                # 100k accounts). Our statements are small: plan each with its values.
-                "plan_cache_mode": "force_custom_plan",
-            },
-        },
+        connect_args=_asyncpg_options(settings, plan_cache_mode="force_custom_plan"),
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def _asyncpg_options(settings: Settings, *, plan_cache_mode: str) -> dict[str, Any]:
+    timeout = settings.db_timeout_seconds
+    return {
+        "timeout": timeout,
+        "command_timeout": timeout,
+        "server_settings": {"application_name": "gatehouse", "plan_cache_mode": plan_cache_mode},
+    }
+
+
+# asyncpg prepares every statement; after five runs PostgreSQL may switch to a
+# generic plan, which for `username_key LIKE $1` scans the whole table instead of
+# the prefix index (25 ms vs 0.1 ms at 100k accounts). The ORM's statements are
+# small: the engine's connections plan each with its values. The read path's are
+# lookups by primary or unique key, where the generic plan is the same plan, so
+# its connections keep PostgreSQL's default and skip planning on every request.
+READS = "gatehouse.reads"  # the session's `info` key of its `ReadPath`
+
+
+def create_sessionmaker(
+    engine: AsyncEngine, reads: "ReadPath | None" = None
+) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, info={READS: reads} if reads else None
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A Core statement rendered once for asyncpg: its SQL, the order of its
+    parameters, and SQLAlchemy's type processing for them and for its columns."""
+
+    sql: str
+    names: tuple[str, ...]
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+
+class ReadPath:
+    """The read path of the hot requests on PostgreSQL: one read-only statement
+    at a time, on a connection of asyncpg's own pool, in autocommit, with no
+    SQLAlchemy connection, transaction or result objects around it.
+
+    A protected request's token check, a refresh token's lookup and a client's
+    authentication each run one such statement; through the ORM session they
+    cost a pool checkout, BEGIN and COMMIT round trips and SQLAlchemy's
+    execution machinery, several times the statement itself (issue 15's
+    profile). The statements stay SQLAlchemy Core, written once in their
+    service: this class compiles each for the dialect on first use and applies
+    the same type processing SQLAlchemy would. A single statement sees one
+    snapshot, so autocommit reads exactly what a transaction would.
+
+    Its pool is opened on first use and holds up to `GATEHOUSE_DB_POOL_SIZE`
+    connections, next to the engine's."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings):
+        self._engine = engine
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        self._compiled: dict[int, _Compiled] = {}
+
+    async def _connections(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                dialect = self._engine.dialect
+                _, options = dialect.create_connect_args(self._engine.url)
+                options.update(_asyncpg_options(self._settings, plan_cache_mode="auto"))
+                self._pool = await asyncpg.create_pool(
+                    min_size=0,
+                    max_size=self._settings.db_pool_size,
+                    init=self._decode_like_sqlalchemy,
+                    **options,
+                )
+            return self._pool
+
+    async def _decode_like_sqlalchemy(self, connection: asyncpg.Connection) -> None:
+        """The JSON codecs SQLAlchemy's dialect installs on its own connections
+        (asyncpg returns JSON as text otherwise), installed by that very code."""
+        dialect = cast(PGDialect_asyncpg, self._engine.dialect)
+        adapted = SimpleNamespace(_connection=connection)
+        await dialect.setup_asyncpg_json_codec(adapted)  # type: ignore[no-untyped-call]
+        await dialect.setup_asyncpg_jsonb_codec(adapted)  # type: ignore[no-untyped-call]
+
+    def _compile(self, statement: Executable) -> _Compiled:
+        dialect = self._engine.dialect
+        if not isinstance(statement, ClauseElement):
+            raise TypeError(f"not a Core statement: {statement!r}")
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        sql = compiled.string
+        literal = {compiled.bind_names[b]: b for b in compiled.literal_execute_params}
+        for name, bind in literal.items():  # constants such as a separator
+            rendered = compiled.render_literal_value(bind.value, bind.type)
+            sql = sql.replace(f"__[POSTCOMPILE_{name}]", rendered)
+        names = tuple(n for n in compiled.positiontup or () if n not in literal)
+        processors = compiled._bind_processors  # noqa: SLF001 - SQLAlchemy's own typing
+        columns: Sequence[ColumnElement[Any]] = (
+            list(statement.selected_columns) if isinstance(statement, Select) else []
+        )
+        return _Compiled(
+            sql=sql,
+            names=names,
+            binds=tuple(_single(processors.get(n)) for n in names),
+            results=tuple(c.type._cached_result_processor(dialect, None) for c in columns),  # noqa: SLF001
+        )
+
+    async def rows(self, statement: Executable, params: dict[str, Any]) -> list[Sequence[Any]]:
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:
+            compiled = self._compiled[id(statement)] = self._compile(statement)
+        args = [
+            params[name] if process is None else process(params[name])
+            for name, process in zip(compiled.names, compiled.binds, strict=True)
+        ]
+        pool = self._pool or await self._connections()
+        try:
+            async with pool.acquire() as connection:
+                records = await connection.fetch(compiled.sql, *args)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise _as_sqlalchemy_error(compiled.sql, exc) from exc
+        results = compiled.results
+        if not any(results):
+            return cast("list[Sequence[Any]]", records)
+        return [
+            tuple(v if p is None else p(v) for v, p in zip(record, results, strict=True))
+            for record in records
+        ]
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+def _single(processor: object) -> Callable[[Any], Any] | None:
+    if processor is None or callable(processor):
+        return processor
+    raise TypeError("tuple-typed parameters are not on the read path")
+
+
+# SQLSTATE classes of a connection that failed or a server that refuses work for
+# now (08 connection exception, 53 insufficient resources, 57 operator intervention).
+_UNAVAILABLE = ("08", "53", "57")
+
+
+def _as_sqlalchemy_error(sql: str, exc: Exception) -> DBAPIError:
+    """The error SQLAlchemy would raise, so the one set of handlers in
+    `core.errors` answers 503 for an outage and 422 for refused input alike on
+    both paths."""
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    if not isinstance(exc, asyncpg.PostgresError) or sqlstate.startswith(_UNAVAILABLE):
+        return OperationalError(sql, None, exc, connection_invalidated=True)
+    return DBAPIError(sql, None, exc)
 
 
 _SESSION = "gatehouse.db"  # the request's session, in its ASGI scope, once opened
@@ -106,6 +259,24 @@ async def get_db(request: Request) -> AsyncSession:
 DbSession = Annotated[AsyncSession, Depends(get_db)]
 
 
+async def _end(db: AsyncSession | None, *, commit: bool) -> None:
+    """Commit or roll back the request's session. One that holds no transaction
+    (never used, or its work already committed by `released_after`) holds no
+    connection either, and is simply dropped."""
+    if db is None or not db.in_transaction():
+        return
+    try:
+        if commit:
+            await db.commit()
+        else:
+            await db.rollback()
+    except BaseException:
+        await db.rollback()
+        raise
+    finally:
+        await db.close()
+
+
 class TransactionalRoute(APIRoute):
     """A route whose request session commits when the endpoint returns and rolls
     back when anything raises, before the response is sent: a client never sees
@@ -123,20 +294,9 @@ class TransactionalRoute(APIRoute):
             try:
                 response = await handle(request)
             except BaseException:
-                db: AsyncSession | None = scope.pop(_SESSION, None)
-                if db is not None:
-                    await db.rollback()
-                    await db.close()
+                await _end(scope.pop(_SESSION, None), commit=False)
                 raise
-            db = scope.pop(_SESSION, None)
-            if db is not None:
-                try:
-                    await db.commit()
-                except BaseException:
-                    await db.rollback()
-                    raise
-                finally:
-                    await db.close()
+            await _end(scope.pop(_SESSION, None), commit=True)
             return response
 
         return handle_in_transaction
@@ -187,21 +347,34 @@ async def read_rows(
 ) -> list[Sequence[Any]]:
     """The rows of one read-only Core statement, as tuples (no ORM unit of work,
     no objects). On PostgreSQL, when the request has no transaction open yet, on
-    a pooled connection in autocommit: a request that only reads, such as most
-    protected GETs, then pays no BEGIN and COMMIT round trips around its one
-    statement (a single statement sees one snapshot either way). Otherwise in the
-    request's transaction: its connection is already held, and SQLite's pool has
-    only that one (where BEGIN costs no round trip)."""
-    engine = db.bind
-    if (
-        db.in_transaction()
-        or not isinstance(engine, AsyncEngine)
-        or engine.dialect.name != "postgresql"
-    ):
+    the `ReadPath`: a request that only reads, such as most protected GETs, then
+    pays no BEGIN and COMMIT round trips around its one statement. Otherwise in
+    the request's transaction: its connection is already held, and SQLite's pool
+    has only that one (where BEGIN costs no round trip)."""
+    reads: ReadPath | None = db.info.get(READS)
+    if reads is None or db.in_transaction():
         return list((await db.execute(statement, params)).all())
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        return list((await connection.execute(statement, params)).all())
+    return await reads.rows(statement, params)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    rows: list[Sequence[Any]]
+    committed: bool  # durable already, rather than with the request's transaction
+
+
+async def write_alone(db: AsyncSession, statement: Executable, params: dict[str, Any]) -> Written:
+    """One write that is a whole change by itself (a refresh token's rotation, the
+    audit entry of a client's token), with its RETURNING rows. Like `read_rows`:
+    on PostgreSQL, when the request has no transaction open, it runs on the
+    `ReadPath` in autocommit and is durable at once (a single statement is
+    atomic); otherwise it joins the request's transaction and commits with it.
+    Only for the last write of a request: a later failure cannot take it back."""
+    reads: ReadPath | None = db.info.get(READS)
+    if reads is None or db.in_transaction():
+        result = cast("CursorResult[Any]", await db.execute(statement, params))
+        return Written(list(result.all()) if result.returns_rows else [], committed=False)
+    return Written(await reads.rows(statement, params), committed=True)
 
 
 async def release_connection(db: AsyncSession) -> None:

@@ -38,12 +38,13 @@ from app.authz.catalogue import (
     parse_scope,
 )
 from app.core.config import Settings
-from app.core.db import affected, read_rows, released_after
+from app.core.db import affected, read_rows, released_after, write_alone
 from app.core.errors import Forbidden, NotFound
 from app.core.models import UTCDateTime, utcnow, uuid7
 from app.core.schemas import public
 from app.crypto.jwt import TokenError
 from app.oauth.errors import InvalidGrant, InvalidScope
+from app.observability import events
 from app.roles import service as roles_service
 from app.roles.service import split_names
 from app.sessions.models import AuthSession, RefreshToken
@@ -386,18 +387,31 @@ _ROTATE_ONE_STATEMENT = (
 
 
 async def _rotate(
-    db: AsyncSession, *, old_hash: str, new_hash: str, session_id: uuid.UUID, now: datetime
+    db: AsyncSession,
+    *,
+    old_hash: str,
+    new_hash: str,
+    session_id: uuid.UUID,
+    now: datetime,
+    ip: str | None,
 ) -> bool:
     """Claim the presented token and store its successor; False when the claim
     lost (the token was spent meanwhile). Parameters are named unlike any column:
-    Core would read a parameter named after a column as one more value to SET."""
+    Core would read a parameter named after a column as one more value to SET.
+    A won claim counts one `auth.refresh` event once it is durable."""
     if db.bind is not None and db.bind.dialect.name == "postgresql":
+        # One atomic statement, the whole change of a refresh: it may commit alone.
         params = {"old_hash": old_hash, "new_hash": new_hash, "now": now}
-        return (await db.execute(_ROTATE_ONE_STATEMENT, params)).first() is not None
+        written = await write_alone(db, _ROTATE_ONE_STATEMENT, params)
+        if not written.rows:
+            return False
+        events.after_write(db, "auth.refresh", committed=written.committed, ip=ip)
+        return True
     if await affected(db, _CLAIM, {"old_hash": old_hash, "now": now}) != 1:
         return False
     await db.execute(_TOUCH, {"sid": session_id, "now": now})
     await db.execute(_STORE, {"new_hash": new_hash, "sid": session_id, "now": now})
+    events.note(db, "auth.refresh", ip=ip)
     return True
 
 
@@ -453,6 +467,7 @@ async def refresh(
             new_hash=hash_refresh_token(successor),
             session_id=session_id,
             now=now,
+            ip=ip,
         ):
             scopes = (set(requested) if requested else granted) & held
             return _token_pair(

@@ -6,7 +6,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.authz.catalogue import parse_scope
 from app.oauth.grants.base import TokenRequest, grant
 from app.oauth.scopes import check_catalogue
-from app.observability import events
 from app.sessions import service as sessions_service
 from app.sessions.schemas import TokenResponse
 from app.state import State
@@ -20,7 +19,7 @@ async def refresh_token_grant(
     requested = parse_scope(request.params.get("scope"))
     await check_catalogue(db, requested)
     client = request.client.client
-    tokens = await sessions_service.refresh(
+    return await sessions_service.refresh(
         db,
         settings=state.settings,
         keyring=state.keyring,
@@ -30,5 +29,3 @@ async def refresh_token_grant(
         client_id=client.client_id,
         scope_cap=set(client.allowed_scopes) if client.allowed_scopes else None,
     )
-    events.note(db, "auth.refresh", ip=request.origin.ip)  # counted once committed
-    return tokens
