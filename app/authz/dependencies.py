@@ -1,9 +1,9 @@
 """The `Security` dependencies every protected route declares its scopes with."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import (
     OAuthFlowAuthorizationCode,
@@ -14,11 +14,11 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from app.authz import bearer
 from app.authz.catalogue import BUILTIN_SCOPES, AccountPrincipal, Actor, Principal
-from app.core.db import DbSession
+from app.core.db import get_db
 from app.core.errors import InsufficientScope, InvalidToken, NotAuthenticated, answers
-from app.core.network import OriginDep
+from app.core.network import client_ip
 from app.sessions.service import LiveAccount
-from app.state import StateDep
+from app.state import state_of
 
 
 class PasswordOrCodeBearer(OAuth2PasswordBearer):
@@ -52,20 +52,24 @@ oauth2_scheme = PasswordOrCodeBearer(
 )
 
 
-async def verified_token(
-    state: StateDep, db: DbSession, token: str | None = Depends(oauth2_scheme)
-) -> bearer.Verified | None:
+_VERIFIED = "gatehouse.verified"  # the request's verified token, in its ASGI scope
+
+
+async def verified_token(request: Request, token: str | None) -> bearer.Verified | None:
     """The request's bearer token, verified and checked live; None when there is
-    none or it is not valid now. FastAPI runs it once per request however many
-    dependencies ask (`require_scopes`, `require_own_account`), so the liveness
-    statement is not repeated."""
-    return await bearer.verify(db, state, token) if token else None
+    none or it is not valid now. Kept on the request, so a route that needs it
+    again (the account its liveness check read) does not repeat the statement."""
+    scope = request.scope
+    if _VERIFIED not in scope:
+        verified = (
+            await bearer.verify(await get_db(request), state_of(request), token) if token else None
+        )
+        scope[_VERIFIED] = verified
+    return cast(bearer.Verified | None, scope[_VERIFIED])
 
 
-async def require_scopes(
-    security_scopes: SecurityScopes,
-    verified: Annotated[bearer.Verified | None, Depends(verified_token)],
-    token: str | None = Depends(oauth2_scheme),
+async def _principal(
+    security_scopes: SecurityScopes, request: Request, token: str | None
 ) -> Principal:
     """Verify the bearer token (a session's, a client's own, or a personal access
     token), check it is live, then its scopes.
@@ -76,6 +80,7 @@ async def require_scopes(
     needed = security_scopes.scope_str
     if not token:
         raise NotAuthenticated(scope=needed)
+    verified = await verified_token(request, token)
     if verified is None:
         raise InvalidToken(scope=needed)
     principal = verified.principal
@@ -88,31 +93,50 @@ class NoAccount(InsufficientScope):
     detail = "This endpoint acts as an account; a client's own token has none"
 
 
-async def require_account(
-    security_scopes: SecurityScopes,
-    principal: Annotated[Principal, Security(require_scopes)],
+async def _account(
+    security_scopes: SecurityScopes, request: Request, token: str | None
 ) -> AccountPrincipal:
-    """As `require_scopes`, for routes that act as an account (its own data, or as
+    """As `_principal`, for routes that act as an account (its own data, or as
     the actor an admin change is checked against and recorded under): a client's
     own token, which speaks for no account, gets 403."""
-    account = principal.as_account()
+    account = (await _principal(security_scopes, request, token)).as_account()
     if account is None:
         raise NoAccount(scope=security_scopes.scope_str)
     return account
 
 
+# The gates. Each is one dependency with the bearer scheme under it, rather than
+# a chain of `Security` dependencies each wrapping the last: FastAPI resolves
+# every node of the tree on every request, and on the hot paths the chain cost
+# more than the token's liveness statement (issue 15's profile).
+
+
+async def require_scopes(
+    security_scopes: SecurityScopes, request: Request, token: str | None = Depends(oauth2_scheme)
+) -> Principal:
+    """An account or a client, through any kind of token, holding the scopes."""
+    return await _principal(security_scopes, request, token)
+
+
+async def require_account(
+    security_scopes: SecurityScopes, request: Request, token: str | None = Depends(oauth2_scheme)
+) -> AccountPrincipal:
+    """An account, through a session's token or a personal access token."""
+    return await _account(security_scopes, request, token)
+
+
 async def acting_account(
-    principal: Annotated[AccountPrincipal, Security(require_account)], origin: OriginDep
+    security_scopes: SecurityScopes, request: Request, token: str | None = Depends(oauth2_scheme)
 ) -> Actor[AccountPrincipal]:
     """An account making a change: the scopes come from the `Security` that uses it."""
-    return Actor(principal, origin.ip)
+    return Actor(await _account(security_scopes, request, token), client_ip(request))
 
 
 async def acting(
-    principal: Annotated[Principal, Security(require_scopes)], origin: OriginDep
+    security_scopes: SecurityScopes, request: Request, token: str | None = Depends(oauth2_scheme)
 ) -> Actor[Principal]:
     """An account or a client (through its own token) making a change."""
-    return Actor(principal, origin.ip)
+    return Actor(await _principal(security_scopes, request, token), client_ip(request))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +150,15 @@ class OwnAccount:
 
 
 async def require_own_account(
-    principal: Annotated[AccountPrincipal, Security(require_account)],
-    verified: Annotated[bearer.Verified | None, Depends(verified_token)],
+    security_scopes: SecurityScopes, request: Request, token: str | None = Depends(oauth2_scheme)
 ) -> OwnAccount:
+    principal = await _account(security_scopes, request, token)
+    verified = await verified_token(request, token)
     return OwnAccount(principal, verified.account if verified else None)
 
+
+# What the route tests look for: every non-public route depends on one of these.
+GATES = frozenset({require_scopes, require_account, acting_account, acting, require_own_account})
 
 AnyToken = Annotated[AccountPrincipal, Security(require_account, scopes=[])]
 MeRead = Annotated[AccountPrincipal, Security(require_account, scopes=["me:read"])]

@@ -13,7 +13,7 @@ from fastapi.routing import iter_route_contexts
 
 from app.authz import bearer
 from app.authz.catalogue import BUILTIN_SCOPES
-from app.authz.dependencies import require_scopes
+from app.authz.dependencies import GATES
 from app.main import app
 from tests.factories import admin_headers
 
@@ -41,9 +41,10 @@ def is_public(path: str) -> bool:
 
 
 def scope_gates(dependant: Dependant) -> Iterator[list[str]]:
-    """The scopes each `Security(require_scopes, ...)` anywhere in the tree asks for."""
+    """The scopes each scope gate (`Security(require_scopes, ...)` and its kin)
+    anywhere in the tree asks for."""
     for sub in dependant.dependencies:
-        if sub.call is require_scopes:
+        if sub.call in GATES:
             yield [*(sub.parent_oauth_scopes or []), *(sub.own_oauth_scopes or [])]
         yield from scope_gates(sub)
 
@@ -75,7 +76,7 @@ def test_non_public_route_declares_a_scope(
 ) -> None:
     assert dependant is not None, f"{methods} {path} is not a FastAPI route with dependencies"
     gates = list(scope_gates(dependant))
-    assert gates, f"{methods} {path} declares no Security(require_scopes)"
+    assert gates, f"{methods} {path} declares no scope gate"
     if path in ANY_TOKEN_PATHS:
         return
     assert any(gates), f"{methods} {path} needs a token but no scope"
@@ -119,7 +120,7 @@ async def test_a_request_verifies_its_token_once(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GET /accounts/me asks for the verified token twice (the scope gate and the
-    account its liveness check read); FastAPI's per-request dependency cache must
+    account its liveness check read); the verification kept on the request must
     answer the second, or every such request pays the liveness statement twice."""
     headers = await admin_headers(client)
     calls = 0
