@@ -8,8 +8,10 @@ refused rather than ignored; `typ` must be `at+jwt` (RFC 9068 §4); `exp`, `iat`
 TypeErrors and ValueErrors on odd input, becomes `TokenError`.
 """
 
+import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from jose import jwk, jws, jwt
@@ -80,6 +82,14 @@ def unverified_header(token: str) -> dict[str, Any]:
     if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
         raise TokenError("not an access token")
     return header
+
+
+def unexpired(claims: Mapping[str, Any]) -> bool:
+    """Whether verified `claims` are still within their `exp`, by the rule
+    `verify` applies (python-jose's: whole seconds, `LEEWAY_SECONDS` of grace)."""
+    exp = claims.get("exp")
+    now = calendar.timegm(datetime.now(UTC).utctimetuple())
+    return isinstance(exp, int | float) and exp >= now - LEEWAY_SECONDS
 
 
 def verify(

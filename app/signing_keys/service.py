@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,9 @@ from app.crypto.sealing import decrypt_private_key, encrypt_private_key, generat
 from app.signing_keys.models import SigningKey
 
 log = logging.getLogger("gatehouse.keys")
+# Verified access tokens remembered per process (a few MB at most); a miss only
+# costs the signature check again.
+VERIFIED_CACHE_SIZE = 4096
 # Advisory lock id serialising first-key creation across instances ("gh-keys").
 _KEY_LOCK = 0x67682D6B657973
 
@@ -146,6 +150,8 @@ class KeyRing:
         self._last_load = 0.0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        # Tokens whose signature and claims verified, by their exact text: kid, claims.
+        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     async def start(self) -> None:
         """Load the set, creating the first key when there is none usable."""
@@ -281,17 +287,40 @@ class KeyRing:
             return False
 
     async def verify(self, token: str, *, allow_expired: bool = False) -> dict[str, Any]:
+        """The token's claims once its signature and claims verify with a key of
+        the set that is not retired.
+
+        A client presents the same access token on every request until it
+        expires, and checking an RS256 signature with python-jose costs more than
+        the rest of a protected request's own work (issue 15's profile). So a
+        token that verified is remembered by its exact text (at most
+        `VERIFIED_CACHE_SIZE`, least recently used out): the same text presented
+        again verifies to the same claims while its key is in the set and it has
+        not expired, which are checked again every time. Revocation is not a
+        property of the text: the caller's liveness check still runs on every
+        request, and nothing here can answer it."""
+        if not allow_expired and (hit := self._verified.get(token)) is not None:
+            kid, claims = hit
+            if await self._lookup(kid) is not None and jwt.unexpired(claims):
+                self._verified.move_to_end(token)
+                return dict(claims)
+            del self._verified[token]
         header = jwt.unverified_header(token)
         pair = await self._lookup(header["kid"])
         if pair is None:
             raise TokenError("unknown key")
-        return jwt.verify(
+        claims = jwt.verify(
             token,
             pair,
             issuer=self._settings.issuer,
             audience=self._settings.audience,
             allow_expired=allow_expired,
         )
+        if not allow_expired:
+            self._verified[token] = (pair.kid, dict(claims))
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return claims
 
     def sign(self, claims: dict[str, Any], *, typ: str = "at+jwt") -> str:
         return jwt.sign(claims, self.signer, typ=typ)
