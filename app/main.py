@@ -9,6 +9,7 @@ from app.clients import routes as clients
 from app.consents import routes as consents
 from app.core import access_log
 from app.core.config import Settings, settings_or_exit
+from app.core.db import TransactionalRoute
 from app.core.errors import install_error_handlers
 from app.core.middleware import BodySizeLimit, ListedOriginsCORS, NulInUrlGuard, SecurityHeaders
 from app.health import routes as health
@@ -40,23 +41,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    # Routes added on the app itself (the docs) commit their session like the rest.
+    app.router.route_class = TransactionalRoute
     logs.ensure_configured(settings.log_format)
     install_error_handlers(app)
     access_log.install()
+    # Starlette tries routes in order until one matches, and in FastAPI's router a
+    # miss is not free: the hot paths (the token endpoint, introspection, the
+    # caller's own account) come right after the health probes. No two routes
+    # here match the same path, so the order decides nothing else.
     for router in (
         health.router,
-        accounts.signup_router,
         oauth.router,
+        oauth.introspection_router,
+        accounts.router,
+        accounts.signup_router,
         sessions.router,
         personal_tokens.router,
         consents.router,
-        accounts.router,
         roles.assignment_router,
         roles.router,
         roles.scopes_router,
         audit.router,
         clients.router,
-        oauth.introspection_router,
         authorization.router,
         signing_keys.router,
         oauth.metadata_router,
