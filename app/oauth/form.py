@@ -1,7 +1,8 @@
 """The shape every request to the token endpoint must have (RFC 6749 §3.2): its
 parameters form-encoded, none of them twice. FastAPI would read a JSON body as
 an empty form ("grant_type is required") and keep the last of repeated fields;
-this dependency says what is actually wrong."""
+this dependency says what is actually wrong. Also the two form parameters that
+revocation and introspection share."""
 
 from dataclasses import dataclass
 from typing import Annotated
