@@ -31,6 +31,7 @@ from app.core.config import Settings
 from app.core.db import affected, released_after
 from app.core.errors import NotFound
 from app.core.models import utcnow, uuid7
+from app.core.network import RequestOrigin
 from app.oauth.errors import InvalidGrant, InvalidRequest
 from app.roles import service as roles_service
 from app.sessions import service as sessions_service
@@ -127,8 +128,7 @@ async def exchange(
     code: str,
     redirect_uri: str | None,
     code_verifier: str | None,
-    ip: str | None,
-    user_agent: str | None,
+    origin: RequestOrigin,
 ) -> TokenResponse:
     """RFC 6749 §4.1.3 with RFC 7636 §4.6: the code's client, redirect URI and
     challenge must match, then the code is claimed and an ordinary session opens
@@ -144,7 +144,7 @@ async def exchange(
     if row is None or row.client_id != client.client_id:
         raise _invalid_grant()
     if row.used_at is not None:
-        await _reused(db, row, ip=ip)
+        await _reused(db, row, ip=origin.ip)
     if row.expires_at <= now:
         raise _invalid_grant()
     if row.redirect_uri and redirect_uri != row.redirect_uri:
@@ -172,7 +172,7 @@ async def exchange(
             .execution_options(populate_existing=True)
         )
         if fresh is not None and fresh.used_at is not None:
-            await _reused(db, fresh, ip=ip)
+            await _reused(db, fresh, ip=origin.ip)
         raise _invalid_grant()
     account = await db.get(Account, row.account_id)
     if account is None:
@@ -188,8 +188,8 @@ async def exchange(
         account=account,
         password_hash=None,
         scopes=scopes,
-        user_agent=user_agent,
-        ip=ip,
+        user_agent=origin.user_agent,
+        ip=origin.ip,
         all_held=all_held,
         client_id=client.client_id,
         session_id=session_id,

@@ -1,8 +1,10 @@
 """The shape every request to the token endpoint must have (RFC 6749 §3.2): its
 parameters form-encoded, none of them twice. FastAPI would read a JSON body as
 an empty form ("grant_type is required") and keep the last of repeated fields;
-this dependency says what is actually wrong."""
+this dependency says what is actually wrong. Also the two form parameters that
+revocation and introspection share."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Form, Request
@@ -47,3 +49,25 @@ async def single_valued_form(request: Request) -> None:
 
 
 SingleValuedForm = Annotated[None, Depends(single_valued_form)]
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedToken:
+    """What revocation (RFC 7009 §2.1) and introspection (RFC 7662 §2.1, which
+    takes RFC 7009's parameters) are asked about: the token, and the client's
+    optional hint of its type."""
+
+    token: str | None
+    hint: str | None
+
+
+async def presented_token(
+    token: FormField = None, token_type_hint: FormField = None
+) -> PresentedToken:
+    # async: a plain `def` dependency would run in the thread pool (see app.state).
+    return PresentedToken(token, token_type_hint)
+
+
+# Declared before an endpoint's client dependency, so that its form documents
+# `token` and `token_type_hint` first, as the RFCs list them.
+Presented = Annotated[PresentedToken, Depends(presented_token)]

@@ -11,7 +11,7 @@ from app.core.network import OriginDep
 from app.oauth import introspection, revocation
 from app.oauth.client_auth import IntrospectingClient, TokenClient
 from app.oauth.errors import NO_STORE, InvalidRequest
-from app.oauth.form import FormField, SingleValuedForm
+from app.oauth.form import FormField, Presented, SingleValuedForm
 from app.oauth.grants import TokenRequest, dispatch
 from app.roles import service as roles_service
 from app.sessions.schemas import TokenResponse
@@ -86,22 +86,17 @@ async def issue_token(
     responses={401: {"description": "invalid_client: client authentication failed"}},
 )
 async def revoke_token(
-    db: DbSession,
-    state: StateDep,
-    origin: OriginDep,
-    client: TokenClient,
-    token: FormField = None,
-    token_type_hint: FormField = None,
+    db: DbSession, state: StateDep, origin: OriginDep, presented: Presented, client: TokenClient
 ) -> Response:
     """RFC 7009 revocation of a token issued to the requesting client: a session's
     refresh or access token ends its session. Always 200."""
-    if token:
+    if presented.token:
         await revocation.revoke(
             db,
             keyring=state.keyring,
             client_id=client.client.client_id,
-            token=token,
-            hint=token_type_hint,
+            token=presented.token,
+            hint=presented.hint,
             ip=origin.ip,
         )
     return Response(status_code=status.HTTP_200_OK)
@@ -115,15 +110,11 @@ async def revoke_token(
     },
 )
 async def introspect_token(
-    db: DbSession,
-    state: StateDep,
-    _: IntrospectingClient,
-    token: FormField = None,
-    token_type_hint: FormField = None,
+    db: DbSession, state: StateDep, presented: Presented, _: IntrospectingClient
 ) -> JSONResponse:
     """RFC 7662 introspection, for resource servers' clients holding
     `tokens:introspect`: `{"active": false}` for anything not live now."""
-    answer = await introspection.introspect(db, state, token=token)
+    answer = await introspection.introspect(db, state, token=presented.token)
     return JSONResponse(answer, headers=NO_STORE)
 
 

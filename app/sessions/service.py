@@ -179,32 +179,42 @@ async def token_is_live(
     return account is not None
 
 
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """Whom an access token speaks for: the account, at the `authz_version` its
+    liveness check compares, the session, and the client it was issued to (RFC
+    9068 §2.2). A login takes it from the account it opens the session for; a
+    refresh from the lookup's row, which has no Account object to pass."""
+
+    account_id: uuid.UUID
+    authz_version: int
+    session_id: uuid.UUID
+    client_id: str
+
+
 def _token_pair(
     *,
     settings: Settings,
     keyring: KeyRing,
-    account_id: uuid.UUID,
-    authz_version: int,
-    session_id: uuid.UUID,
-    client_id: str,
+    subject: _Subject,
     scope: str,
     refresh_token: str,
 ) -> TokenResponse:
     """The answer carrying `refresh_token` (stored by the caller) and a new access
-    token carrying `scope` and the client it was issued to (RFC 9068 §2.2)."""
+    token for `subject`, carrying `scope`."""
     now = int(utcnow().timestamp())
     access_token = keyring.sign(
         {
             "iss": settings.issuer,
             "aud": settings.audience,
-            "sub": str(account_id),
-            "sid": str(session_id),
-            "client_id": client_id,
+            "sub": str(subject.account_id),
+            "sid": str(subject.session_id),
+            "client_id": subject.client_id,
             "jti": secrets.token_urlsafe(16),
             "iat": now,
             "exp": now + settings.access_token_ttl_seconds,
             "scope": scope,
-            "ver": authz_version,
+            "ver": subject.authz_version,
         }
     )
     return TokenResponse(
@@ -300,10 +310,7 @@ async def start_session(
     tokens = _token_pair(
         settings=settings,
         keyring=keyring,
-        account_id=account.id,
-        authz_version=account.authz_version,
-        session_id=session_id,
-        client_id=client_id,
+        subject=_Subject(account.id, account.authz_version, session_id, client_id),
         scope=scope,
         refresh_token=refresh_token,
     )
@@ -473,10 +480,7 @@ async def refresh(
             return _token_pair(
                 settings=settings,
                 keyring=keyring,
-                account_id=account_id,
-                authz_version=authz_version,
-                session_id=session_id,
-                client_id=client_id,
+                subject=_Subject(account_id, authz_version, session_id, client_id),
                 scope=format_scope(scopes),
                 refresh_token=successor,
             )

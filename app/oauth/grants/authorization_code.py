@@ -23,6 +23,5 @@ async def authorization_code_grant(
         code=code,
         redirect_uri=request.params.get("redirect_uri"),
         code_verifier=request.params.get("code_verifier"),
-        ip=request.origin.ip,
-        user_agent=request.origin.user_agent,
+        origin=request.origin,
     )
