@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from app.accounts import service as accounts_service
 from app.accounts.models import Account
@@ -13,17 +13,15 @@ from app.accounts.schemas import (
     SignupRequest,
 )
 from app.authz.dependencies import AUTH_ERRORS, AccountsRead, AccountsWrite, MeAccount, MeWrite
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.errors import answers
 from app.core.network import OriginDep
 from app.core.pagination import PageQuery
 from app.core.schemas import NO_NUL, Page
 from app.state import HasherDep, SettingsDep, StateDep
 
-router = APIRouter(
-    prefix="/accounts", tags=["accounts"], responses=AUTH_ERRORS, route_class=TransactionalRoute
-)
-signup_router = APIRouter(prefix="/auth", tags=["auth"], route_class=TransactionalRoute)
+router = transactional_router("/accounts", tag="accounts", responses=AUTH_ERRORS)
+signup_router = transactional_router("/auth", tag="auth")
 
 NOT_FOUND = {404: "No such account or role"}
 CONFLICT = {409: "Conflict (taken, or the last admin)"}

@@ -1,18 +1,16 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from app.audit import service as audit_service
 from app.audit.schemas import AuditPublic
 from app.authz.dependencies import AUTH_ERRORS, AuditRead
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.pagination import PageQuery
 from app.core.schemas import NO_NUL, Page
 
-router = APIRouter(
-    prefix="/audit", tags=["audit"], responses=AUTH_ERRORS, route_class=TransactionalRoute
-)
+router = transactional_router("/audit", tag="audit", responses=AUTH_ERRORS)
 
 
 @router.get("")

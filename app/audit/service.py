@@ -68,7 +68,7 @@ async def record(
     else:
         await db.execute(_INSERT_EVENT, params)
         committed = False
-    events.after_write(db, action, committed=committed, actor=actor, ip=ip, by=by)
+    events.note(db, action, actor=actor, ip=ip, by=by, committed=committed)
 
 
 async def record_change(

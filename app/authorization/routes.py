@@ -1,18 +1,18 @@
 """The browser sign-in pages under /oauth/ (public, HTML) and OpenID Connect
 userinfo (bearer with `openid`)."""
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.authorization import endpoint, pages
 from app.authorization import service as authorization_service
 from app.authorization.schemas import UserInfo
 from app.authz.dependencies import AUTH_ERRORS, OpenId
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.network import OriginDep
 from app.state import StateDep
 
-router = APIRouter(prefix="/oauth", tags=["oauth"], route_class=TransactionalRoute)
+router = transactional_router("/oauth", tag="oauth")
 
 HTML: dict[int | str, dict[str, object]] = {
     200: {"content": {"text/html": {}}, "description": "The sign-in or consent page"},

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from app.authz.dependencies import AUTH_ERRORS, ClientsRead, ClientsWrite
 from app.clients import service as clients_service
@@ -12,14 +12,12 @@ from app.clients.schemas import (
     ClientUpdate,
     SecretRotation,
 )
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.errors import answers
 from app.core.schemas import NO_NUL, Page
 from app.state import SettingsDep
 
-router = APIRouter(
-    prefix="/clients", tags=["clients"], responses=AUTH_ERRORS, route_class=TransactionalRoute
-)
+router = transactional_router("/clients", tag="clients", responses=AUTH_ERRORS)
 
 ClientIdParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 NOT_FOUND = {404: "No such client (or role)"}

@@ -1,18 +1,16 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import Path, Response, status
 
 from app.authz.dependencies import AUTH_ERRORS, MeRead, MeWrite
 from app.consents import service as consents_service
 from app.consents.schemas import ConsentPublic
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.errors import answers
 from app.core.schemas import NO_NUL
 
 # Under /accounts, included before the accounts router's `/{account_id}` routes.
-router = APIRouter(
-    prefix="/accounts", tags=["consents"], responses=AUTH_ERRORS, route_class=TransactionalRoute
-)
+router = transactional_router("/accounts", tag="consents", responses=AUTH_ERRORS)
 
 ClientIdParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar, cast
 
 import asyncpg
 from fastapi import Depends, Request, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy import (
     ClauseElement,
     ColumnElement,
@@ -251,6 +251,7 @@ async def get_db(request: Request) -> AsyncSession:
             # connection back: refuse loudly rather than lose writes.
             raise RuntimeError(
                 f"{scope.get('path')}: its router needs route_class=TransactionalRoute"
+                " (see transactional_router)"
             )
         db = scope[_SESSION] = request.app.state.sessionmaker()
     return db
@@ -300,6 +301,11 @@ class TransactionalRoute(APIRoute):
             return response
 
         return handle_in_transaction
+
+
+def transactional_router(prefix: str = "", *, tag: str, **options: Any) -> APIRouter:
+    """A router whose routes are `TransactionalRoute`s: every router of the app."""
+    return APIRouter(prefix=prefix, tags=[tag], route_class=TransactionalRoute, **options)
 
 
 async def inserted(db: AsyncSession, row: SQLModel) -> bool:

@@ -1,12 +1,11 @@
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.core.db import TransactionalRoute
+from app.core.db import transactional_router
 from app.core.schemas import Status
 from app.state import StateDep
 
-router = APIRouter(tags=["health"], route_class=TransactionalRoute)
+router = transactional_router(tag="health")
 
 
 @router.get("/healthz")

@@ -3,10 +3,10 @@ and the authorization server's metadata (RFC 8414)."""
 
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 from fastapi.responses import JSONResponse
 
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.network import OriginDep
 from app.oauth import introspection, revocation
 from app.oauth.client_auth import IntrospectingClient, TokenClient
@@ -17,11 +17,9 @@ from app.roles import service as roles_service
 from app.sessions.schemas import TokenResponse
 from app.state import SettingsDep, StateDep
 
-router = APIRouter(prefix="/auth", tags=["auth"], route_class=TransactionalRoute)
-metadata_router = APIRouter(
-    prefix="/.well-known", tags=["discovery"], route_class=TransactionalRoute
-)
-introspection_router = APIRouter(prefix="/oauth", tags=["oauth"], route_class=TransactionalRoute)
+router = transactional_router("/auth", tag="auth")
+metadata_router = transactional_router("/.well-known", tag="discovery")
+introspection_router = transactional_router("/oauth", tag="oauth")
 
 OAUTH_ERRORS: dict[int | str, dict[str, str]] = {
     400: {

@@ -34,40 +34,26 @@ def note(
     actor: uuid.UUID | None = None,
     ip: str | None = None,
     by: str | None = None,
+    committed: bool = False,
 ) -> None:
-    db.info.setdefault(_PENDING, []).append(Event(action, actor, ip, by))
-
-
-def after_write(
-    db: AsyncSession,
-    action: str,
-    *,
-    committed: bool,
-    actor: uuid.UUID | None = None,
-    ip: str | None = None,
-    by: str | None = None,
-) -> None:
-    """`emit` now when the write is durable already (committed by itself, see
-    `core.db.write_alone`), else `note` it for the session's commit."""
+    """Remember the event for the session's commit; or, when its write is durable
+    already (`committed` by itself, see `core.db.write_alone`), count and log it now."""
+    item = Event(action, actor, ip, by)
     if committed:
-        emit(action, actor=actor, ip=ip, by=by)
+        _emit(item)
     else:
-        note(db, action, actor=actor, ip=ip, by=by)
+        db.info.setdefault(_PENDING, []).append(item)
 
 
-def emit(
-    action: str, *, actor: uuid.UUID | None = None, ip: str | None = None, by: str | None = None
-) -> None:
-    """Count and log an event whose write is durable already (committed by itself)."""
-    metrics.count_event(action, by)
-    logs.security_event(action, str(actor) if actor else None, ip)
+def _emit(item: Event) -> None:
+    metrics.count_event(item.action, item.by)
+    logs.security_event(item.action, str(item.actor) if item.actor else None, item.ip)
 
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
-    pending: list[Event] | None = session.info.pop(_PENDING, None)
-    for item in pending or ():
-        emit(item.action, actor=item.actor, ip=item.ip, by=item.by)
+    for item in session.info.pop(_PENDING, None) or ():
+        _emit(item)
 
 
 @event.listens_for(Session, "after_rollback")

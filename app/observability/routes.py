@@ -1,6 +1,6 @@
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -8,11 +8,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy.pool import QueuePool
 
 from app.authz.dependencies import AUTH_ERRORS, MetricsRead
-from app.core.db import TransactionalRoute
+from app.core.db import transactional_router
 from app.observability import metrics
 from app.state import State, StateDep
 
-router = APIRouter(tags=["observability"], responses=AUTH_ERRORS, route_class=TransactionalRoute)
+router = transactional_router(tag="observability", responses=AUTH_ERRORS)
 
 
 @router.get(

@@ -1,9 +1,9 @@
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from app.authz.dependencies import AUTH_ERRORS, AccountsAdmin, AccountsRead, MeRead, MeWrite
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.errors import answers
 from app.personal_tokens import service as personal_tokens
 from app.personal_tokens.schemas import (
@@ -15,12 +15,7 @@ from app.state import SettingsDep
 
 # Under /accounts, and included before the accounts router's `/{account_id}`
 # routes, so that `/accounts/me/tokens` is never read as an account id.
-router = APIRouter(
-    prefix="/accounts",
-    tags=["personal access tokens"],
-    responses=AUTH_ERRORS,
-    route_class=TransactionalRoute,
-)
+router = transactional_router("/accounts", tag="personal access tokens", responses=AUTH_ERRORS)
 
 NOT_FOUND = {404: "No such account or token"}
 

@@ -1,26 +1,20 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import Path, Response, status
 
 from app.accounts import service as accounts_service
 from app.accounts.schemas import AccountPublic
 from app.authz.dependencies import AUTH_ERRORS, RolesRead, RolesWrite
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.errors import answers
 from app.core.schemas import NO_NUL
 from app.roles import service as roles_service
 from app.roles.schemas import RoleCreate, RolePublic, RoleUpdate, ScopeCreate, ScopePublic
 
-router = APIRouter(
-    prefix="/roles", tags=["roles"], responses=AUTH_ERRORS, route_class=TransactionalRoute
-)
-scopes_router = APIRouter(
-    prefix="/scopes", tags=["scopes"], responses=AUTH_ERRORS, route_class=TransactionalRoute
-)
-assignment_router = APIRouter(
-    prefix="/accounts", tags=["accounts"], responses=AUTH_ERRORS, route_class=TransactionalRoute
-)
+router = transactional_router("/roles", tag="roles", responses=AUTH_ERRORS)
+scopes_router = transactional_router("/scopes", tag="scopes", responses=AUTH_ERRORS)
+assignment_router = transactional_router("/accounts", tag="accounts", responses=AUTH_ERRORS)
 
 NameParam = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
 ROLE_NOT_FOUND = {404: "No such role"}

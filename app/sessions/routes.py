@@ -1,18 +1,16 @@
 import uuid
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from app.authz.dependencies import AUTH_ERRORS, AnyToken, MeRead, MeWrite
-from app.core.db import DbSession, TransactionalRoute
+from app.core.db import DbSession, transactional_router
 from app.core.errors import answers
 from app.core.network import OriginDep
 from app.sessions import service as sessions_service
 from app.sessions.schemas import SessionPublic
 from app.state import SettingsDep
 
-router = APIRouter(
-    prefix="/auth", tags=["auth"], responses=AUTH_ERRORS, route_class=TransactionalRoute
-)
+router = transactional_router("/auth", tag="auth", responses=AUTH_ERRORS)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -412,7 +412,7 @@ async def _rotate(
         written = await write_alone(db, _ROTATE_ONE_STATEMENT, params)
         if not written.rows:
             return False
-        events.after_write(db, "auth.refresh", committed=written.committed, ip=ip)
+        events.note(db, "auth.refresh", ip=ip, committed=written.committed)
         return True
     if await affected(db, _CLAIM, {"old_hash": old_hash, "now": now}) != 1:
         return False

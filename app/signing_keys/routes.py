@@ -1,10 +1,9 @@
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.core.db import TransactionalRoute
+from app.core.db import transactional_router
 from app.state import KeyRingDep, SettingsDep
 
-router = APIRouter(prefix="/.well-known", tags=["discovery"], route_class=TransactionalRoute)
+router = transactional_router("/.well-known", tag="discovery")
 
 
 @router.get("/jwks.json")
