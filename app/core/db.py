@@ -151,6 +151,7 @@ class ReadPath:
                     min_size=0,
                     max_size=self._settings.db_pool_size,
                     init=self._decode_like_sqlalchemy,
+                    reset=_nothing_to_reset,
                     **options,
                 )
             return self._pool
@@ -210,6 +211,14 @@ class ReadPath:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+
+async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
+    """asyncpg's default reset runs `RESET ALL`, `UNLISTEN *`, `CLOSE ALL` and an
+    advisory unlock on every release, a round trip per request. The read path
+    sets nothing that outlives its one statement (autocommit, no SET, no cursor,
+    no lock, no LISTEN), so there is nothing to undo. The pool still closes a
+    broken connection and rolls back an open transaction before calling this."""
 
 
 def _single(processor: object) -> Callable[[Any], Any] | None:

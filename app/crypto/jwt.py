@@ -8,10 +8,9 @@ refused rather than ignored; `typ` must be `at+jwt` (RFC 9068 §4); `exp`, `iat`
 TypeErrors and ValueErrors on odd input, becomes `TokenError`.
 """
 
-import calendar
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from jose import jwk, jws, jwt
@@ -88,8 +87,12 @@ def unexpired(claims: Mapping[str, Any]) -> bool:
     """Whether verified `claims` are still within their `exp`, by the rule
     `verify` applies (python-jose's: whole seconds, `LEEWAY_SECONDS` of grace)."""
     exp = claims.get("exp")
-    now = calendar.timegm(datetime.now(UTC).utctimetuple())
-    return isinstance(exp, int | float) and exp >= now - LEEWAY_SECONDS
+    return isinstance(exp, int | float) and exp >= now() - LEEWAY_SECONDS
+
+
+def now() -> int:
+    """This second, as JWT times count (RFC 7519 §2 NumericDate)."""
+    return int(time.time())
 
 
 def verify(
