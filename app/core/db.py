@@ -111,6 +111,7 @@ class _Compiled:
     """A Core statement rendered once for asyncpg: its SQL, the order of its
     parameters, and SQLAlchemy's type processing for them and for its columns."""
 
+    statement: Executable  # kept alive, so the `id` it is found by stays its own
     sql: str
     names: tuple[str, ...]
     binds: tuple[Callable[[Any], Any] | None, ...]
@@ -118,9 +119,10 @@ class _Compiled:
 
 
 class ReadPath:
-    """The read path of the hot requests on PostgreSQL: one read-only statement
-    at a time, on a connection of asyncpg's own pool, in autocommit, with no
-    SQLAlchemy connection, transaction or result objects around it.
+    """The path of the hot requests' statements on PostgreSQL: one statement at a
+    time (a read, or a write that is a whole change, see `write_alone`), on a
+    connection of asyncpg's own pool, in autocommit, with no SQLAlchemy
+    connection, transaction or result objects around it.
 
     A protected request's token check, a refresh token's lookup and a client's
     authentication each run one such statement; through the ORM session they
@@ -180,6 +182,7 @@ class ReadPath:
             list(statement.selected_columns) if isinstance(statement, Select) else []
         )
         return _Compiled(
+            statement=statement,
             sql=sql,
             names=names,
             binds=tuple(_single(processors.get(n)) for n in names),
@@ -188,7 +191,7 @@ class ReadPath:
 
     async def rows(self, statement: Executable, params: dict[str, Any]) -> list[Sequence[Any]]:
         compiled = self._compiled.get(id(statement))
-        if compiled is None:
+        if compiled is None or compiled.statement is not statement:
             compiled = self._compiled[id(statement)] = self._compile(statement)
         args = [
             params[name] if process is None else process(params[name])
