@@ -160,25 +160,6 @@ async def live_account(
     )
 
 
-async def token_is_live(
-    db: AsyncSession,
-    *,
-    account_id: uuid.UUID,
-    session_id: uuid.UUID,
-    authz_version: int,
-    idle_timeout: int,
-) -> bool:
-    """Whether a session's access token is live now (see `live_account`)."""
-    account = await live_account(
-        db,
-        account_id=account_id,
-        session_id=session_id,
-        authz_version=authz_version,
-        idle_timeout=idle_timeout,
-    )
-    return account is not None
-
-
 @dataclass(frozen=True, slots=True)
 class _Subject:
     """Whom an access token speaks for: the account, at the `authz_version` its
