@@ -7,15 +7,27 @@ parameters, no query string, no header); a security event has its action, actor
 id and address. So no password, token, secret or cookie can reach the log.
 """
 
+import atexit
 import json
 import logging
+import sys
 import time
 from contextvars import ContextVar
+from logging.handlers import QueueHandler, QueueListener
+from queue import SimpleQueue
 from typing import Any
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("gatehouse_request_id", default=None)
 access = logging.getLogger("gatehouse.access")
 security = logging.getLogger("gatehouse.audit")
+
+
+def _request_id(record: logging.LogRecord) -> str | None:
+    """The request id the record was made under: kept on the record when it is
+    handed to the writing thread (`Deferred`), else the current one."""
+    if "request_id" in record.__dict__:
+        return record.__dict__["request_id"]  # type: ignore[no-any-return]
+    return REQUEST_ID.get()
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -34,7 +46,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = REQUEST_ID.get()
+        request_id = _request_id(record)
         if request_id:
             entry["request_id"] = request_id
         fields = getattr(record, "fields", None)
@@ -51,7 +63,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        request_id = REQUEST_ID.get()
+        request_id = _request_id(record)
         return f"{line} request_id={request_id}" if request_id else line
 
 
@@ -59,21 +71,45 @@ def formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
+class Deferred(QueueHandler):
+    """Hands each record to a thread that formats and writes it with `handler`.
+    Writing a log line to stderr is blocking I/O, and with the access log on
+    there is one per request: it must not run on the event loop (issue 15's
+    bench: the line cost a fifth of `GET /accounts/me`'s throughput). The record
+    keeps its request id, which the writing thread cannot read from the
+    request's context. What is queued at exit is still written: the listener
+    drains the queue when it stops."""
+
+    def __init__(self, handler: logging.Handler):
+        queue: SimpleQueue[logging.LogRecord] = SimpleQueue()
+        super().__init__(queue)
+        self.listener = QueueListener(queue, handler, respect_handler_level=True)
+        self.listener.start()
+        atexit.register(self.listener.stop)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # In-process: the record itself goes over, unformatted (QueueHandler's own
+        # prepare formats it here and drops exc_info, which pickling would need).
+        record.request_id = REQUEST_ID.get()
+        return record
+
+
+def stderr_handler(log_format: str) -> logging.Handler:
+    """Lines in `log_format` on stderr, written off the event loop."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    return Deferred(handler)
+
+
 def logging_config(log_format: str) -> dict[str, Any]:
     """`logging.config.dictConfig` for `gatehouse serve` (uvicorn's `log_config`):
     uvicorn's own lines in the same format, its access log off (it would write
     query strings; the app writes its own request lines), SQLAlchemy quiet."""
-    kind = "JsonFormatter" if log_format == "json" else "TextFormatter"
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"gatehouse": {"()": f"app.observability.logs.{kind}"}},
         "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "gatehouse",
-                "stream": "ext://sys.stderr",
-            }
+            "stderr": {"()": "app.observability.logs.stderr_handler", "log_format": log_format}
         },
         "root": {"handlers": ["stderr"], "level": "WARNING"},
         "loggers": {
@@ -93,9 +129,7 @@ def ensure_configured(log_format: str) -> None:
     ours = logging.getLogger("gatehouse")
     if root.handlers or ours.handlers:
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(formatter(log_format))
-    ours.addHandler(handler)
+    ours.addHandler(stderr_handler(log_format))
     ours.setLevel(logging.INFO)
 
 
