@@ -74,8 +74,8 @@ def formatter(log_format: str) -> logging.Formatter:
 class Deferred(QueueHandler):
     """Hands each record to a thread that formats and writes it with `handler`.
     Writing a log line to stderr is blocking I/O, and with the access log on
-    there is one per request: it must not run on the event loop (issue 15's
-    bench: the line cost a fifth of `GET /accounts/me`'s throughput). The record
+    there is one per request: it must not run on the event loop, where a slow
+    or full stderr (a pipe to a log shipper) would stall every request. The record
     keeps its request id, which the writing thread cannot read from the
     request's context. What is queued at exit is still written: the listener
     drains the queue when it stops."""
